@@ -1,0 +1,398 @@
+"""Runs side by side: 2-4 toy GANs in lock-step, Figure 1's critic-only setup, snapshot strips, grids.
+
+"Identical" here means: every run is built from the same ToyConfig (dataset, architecture, batch,
+seed) with only the compared fields changed, so all runs start from the same weights and each run
+draws from its own torch.Generator seeded alike. Runs with the same n_critic therefore see exactly
+the same real batches, noise and interpolation points; a run with more critic steps reads further
+along the same stream each generator step.
+
+    >>> runs = make_runs(preset_config("WGAN-GP vs weight clipping", ToyConfig(width=16, depth=1)))
+    >>> runs.step(3); [t.step_count for t in runs.trainers]
+    [3, 3]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import torch
+
+from explorer.ensemble import Ensemble, grid_configs
+from explorer.losses import critic_terms, clip_weights, input_grad_norms, interpolates, make_optimizer
+from explorer.metrics import ToySnapshot, critic_field, critic_push, toy_snapshot, w1_exact
+from explorer.models import MLPCritic, init_linear
+from explorer.toy_data import make_source
+from explorer.training import Diverged, ToyConfig, check_hot, resolve_device
+
+VARIED = ("loss", "lam", "clip", "n_critic", "lr_g", "lr_c", "optimizer")   # what a run may change
+PRESETS: dict[str, list[tuple[str, dict]]] = {
+    "WGAN-GP vs weight clipping": [("WGAN-GP (λ = 10)", {"loss": "wgan-gp", "lam": 10.0}),
+                                   ("weight clipping (c = 0.01)", {"loss": "wgan", "clip": 0.01})],
+    "lambda 0.1 vs 1 vs 10": [(f"λ = {v:g}", {"loss": "wgan-gp", "lam": v}) for v in (0.1, 1.0, 10.0)],
+    "clip 0.1 vs 0.01 vs 0.001": [(f"c = {v:g}", {"loss": "wgan", "clip": v}) for v in (0.1, 0.01, 0.001)],
+    "1 vs 5 critic iterations": [(f"{v} critic step{'s' * (v > 1)}", {"loss": "wgan-gp", "n_critic": v})
+                                 for v in (1, 5)],
+    "GAN vs WGAN-GP": [("GAN (BCE, non-saturating)", {"loss": "gan", "n_critic": 1}),
+                       ("WGAN-GP (λ = 10)", {"loss": "wgan-gp"})],
+}
+SCALES = ("standardized, shared", "per panel", "raw, shared")
+MAX_GRID = 16
+
+
+@dataclass
+class CompareConfig:
+    base: ToyConfig = field(default_factory=ToyConfig)  # shared by every run: data, networks, seed, batch
+    runs: list = field(default_factory=lambda: [dict(o) for _, o in PRESETS["WGAN-GP vs weight clipping"]])
+    labels: list = field(default_factory=list)   # one caption per run (default: its overrides)
+    strip_every: int = 500       # snapshot-strip frame every this many generator steps (0: no strip)
+    strip_max: int = 8           # at most this many strip frames per run (the interval doubles beyond)
+    n: int = 256                 # samples per snapshot (exact W1, modes)
+    grid: int = 96               # critic-field lattice per side
+
+    def validate(self) -> None:
+        if not 2 <= len(self.runs) <= 4:
+            raise ValueError(f"Compare two to four runs; got {len(self.runs)}.")
+        for over in self.runs:
+            bad = sorted(set(over) - set(VARIED))
+            if bad:
+                raise ValueError(f"A run may change only {', '.join(VARIED)}; not {', '.join(bad)}.")
+            replace(self.base, **over).validate()
+        if self.labels and len(self.labels) != len(self.runs):
+            raise ValueError(f"Give one label per run ({len(self.runs)}), or none.")
+        if not (isinstance(self.strip_every, int) and 0 <= self.strip_every <= 1_000_000):
+            raise ValueError(f"strip_every must be a whole number >= 0; got {self.strip_every!r}.")
+        if not (isinstance(self.strip_max, int) and 2 <= self.strip_max <= 64):
+            raise ValueError(f"strip_max must be a whole number from 2 to 64; got {self.strip_max!r}.")
+        if not (16 <= self.n <= 4096 and 8 <= self.grid <= 512):
+            raise ValueError(f"n must lie in 16..4096 and grid in 8..512; got {self.n}, {self.grid}.")
+
+
+def preset_config(name: str, base: ToyConfig | None = None, **kw) -> CompareConfig:
+    """The named preset on top of `base` (default ToyConfig())."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    labels, runs = zip(*PRESETS[name])
+    return CompareConfig(base=base or ToyConfig(), runs=[dict(r) for r in runs], labels=list(labels), **kw)
+
+
+@dataclass
+class CompareSnapshot:
+    """One frame of every run at one common step (what the page draws; plain arrays and floats)."""
+    step: int                   # the common step count
+    labels: list                # one caption per panel
+    panels: list                # one ToySnapshot per run
+    diverged: list              # per run: None, or why it stopped (it stays frozen at its last good state)
+    metrics: dict               # per-run lists: w1_exact, w1_floor (for the session's log and chart)
+
+
+class Lockstep:
+    """Several trainers advanced together: step(n) steps each by n, so every frame shares one step.
+
+    Has what a Session drives (.step, .update, .step_count, .cfg); keeps the snapshot strip.
+    """
+
+    def __init__(self, trainers: list, labels: list[str], snapshot_fn: Callable[[Any], ToySnapshot],
+                 strip_every: int = 0, strip_max: int = 8):
+        self.trainers, self.labels, self.snapshot_fn = trainers, list(labels), snapshot_fn
+        self.cfg = trainers[0].cfg
+        self.step_count = 0
+        self.diverged: list[str | None] = [None] * len(trainers)
+        self.strip_every, self.strip_max = strip_every, strip_max
+        self.strip: list[CompareSnapshot] = [self.snapshot()] if strip_every else []
+
+    def step(self, n: int = 1) -> None:
+        """n steps for every run still healthy; strip frames at exact multiples of strip_every."""
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"step(n) needs a whole number n >= 1; got {n!r}.")
+        left = n
+        while left:
+            k = left
+            if self.strip_every:
+                k = min(k, self.strip_every - self.step_count % self.strip_every)
+            for i, t in enumerate(self.trainers):
+                if self.diverged[i] is None:
+                    try:
+                        t.step(k)
+                    except Diverged as err:
+                        self.diverged[i] = str(err)
+            self.step_count += k
+            left -= k
+            if all(d is not None for d in self.diverged):
+                raise Diverged("Every run diverged: " + " | ".join(self.diverged))
+            if self.strip_every and self.step_count % self.strip_every == 0:
+                self._add_strip_frame()
+
+    def _add_strip_frame(self) -> None:
+        self.strip.append(self.snapshot())
+        if len(self.strip) > self.strip_max:   # keep every other frame: still evenly spaced
+            self.strip = self.strip[::2]
+            self.strip_every *= 2
+
+    def update(self, **hot) -> None:
+        """Hot change for every run (lam, clip, n_critic, lr_g, lr_c)."""
+        for t in self.trainers:
+            t.update(**hot)
+
+    def snapshot(self) -> CompareSnapshot:
+        panels = [self.snapshot_fn(t) for t in self.trainers]
+        metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
+        return CompareSnapshot(self.step_count, list(self.labels), panels, list(self.diverged), metrics)
+
+
+def run_labels(cfg: CompareConfig) -> list[str]:
+    return list(cfg.labels) or [", ".join(f"{k}={v}" for k, v in over.items()) or "base" for over in cfg.runs]
+
+
+def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
+    """One make_toy_trainer per run (same base config, the run's overrides), in lock-step."""
+    from explorer.training import make_toy_trainer
+    cfg.validate()
+    trainers = [make_toy_trainer(replace(cfg.base, **over), points) for over in cfg.runs]
+    snap = lambda t: toy_snapshot(t, t.source, n=cfg.n, grid=cfg.grid)
+    return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max)
+
+
+# ---------------------------------------------------------------------- critic only (WGAN-GP Figure 1)
+@dataclass
+class CriticOnlyConfig:
+    datasets: tuple = ("8gaussians", "25gaussians", "swissroll")  # one column per dataset
+    methods: tuple = ("clip", "gp")   # one row per method: weight clipping, gradient penalty
+    lam: float = 10.0                 # gradient-penalty weight (gp)
+    clip: float = 0.01                # weight-clipping bound c (clip)
+    noise_std: float = 1.0            # the fixed "generator": real data + noise_std * N(0, I)
+    lr: float = 1e-3                  # critic learning rate (Adam, betas 0.5, 0.9)
+    width: int = 128                  # hidden units per layer
+    depth: int = 3                    # hidden ReLU layers
+    batch_size: int = 256             # real and "fake" samples per critic step
+    seed: int = 0                     # same critic weights and data for every panel of a column
+    device: str = "auto"
+    n: int = 256                      # samples per snapshot
+    grid: int = 96                    # critic-field lattice per side
+
+    def validate(self) -> None:
+        if not self.datasets or not set(self.datasets) <= {"8gaussians", "25gaussians", "swissroll", "ring"}:
+            raise ValueError(f"Pick datasets among 8gaussians, 25gaussians, swissroll, ring; got {self.datasets}.")
+        if not self.methods or not set(self.methods) <= {"clip", "gp"}:
+            raise ValueError(f"Methods are 'clip' and/or 'gp'; got {self.methods}.")
+        check_hot("lam", self.lam), check_hot("clip", self.clip), check_hot("lr_c", self.lr)
+        if not (math.isfinite(self.noise_std) and 0 < self.noise_std <= 10):
+            raise ValueError(f"noise_std must lie in (0, 10]; got {self.noise_std}.")
+        ToyConfig(width=self.width, depth=self.depth, batch_size=self.batch_size, device=self.device).validate()
+
+
+class CriticOnlyTrainer:
+    """A critic trained toward optimality against a fixed "generator": real data + N(0, noise_std^2 I).
+
+    Each step: real ~ data, fake = data' + noise_std * N(0, I) (independent draws), one critic update
+    on E f(fake) - E f(real) (+ lam * GP, or then clip to [-c, c]). step_count counts critic steps.
+    """
+
+    def __init__(self, cfg: CriticOnlyConfig, dataset: str, method: str):
+        self.cfg, self.method = cfg, method
+        self.device = resolve_device(cfg.device)
+        self.source = make_source(dataset, seed=cfg.seed)
+        self.critic = init_linear(MLPCritic(2, cfg.width, cfg.depth), torch.Generator().manual_seed(cfg.seed))
+        self.critic.to(self.device)
+        self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.opt = make_optimizer("adam", self.critic.parameters(), cfg.lr, (0.5, 0.9))
+        self.step_count, self.history, self.extras = 0, [], {}
+
+    def fake(self, n: int, g: torch.Generator) -> torch.Tensor:
+        return self.source.sample(n, g) + self.cfg.noise_std * torch.randn(n, 2, generator=g, device=g.device)
+
+    def step(self, n: int = 1) -> dict:
+        cfg, B, kind = self.cfg, self.cfg.batch_size, "wgan-gp" if self.method == "gp" else "wgan"
+        for _ in range(n):
+            real, fake = self.source.sample(B, self.rng), self.fake(B, self.rng)
+            terms = critic_terms(kind, self.critic, real, fake, cfg.lam, self.rng)
+            self.opt.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            self.opt.step()
+            if kind == "wgan":
+                clip_weights(self.critic, cfg.clip)
+            self.step_count += 1
+            record = {"step": self.step_count, "loss_c": float(terms.loss.detach()), "w_est": float(terms.w_est),
+                      "gp": float(terms.gp)}
+            if not math.isfinite(record["loss_c"]):
+                raise Diverged(f"The {self.method} critic on {self.source.name} diverged at step {self.step_count}.")
+            if self.step_count % max(1, self.step_count // 2000 + 1) == 0:
+                self.history.append(record)
+        return record
+
+    def update(self, **hot) -> None:
+        for name, value in hot.items():
+            if name not in ("lam", "clip"):
+                raise ValueError(f"Only lam and clip change while a critic trains; not {name!r}.")
+            check_hot(name, value)
+            setattr(self.cfg, name, float(value))
+
+
+def critic_only_snapshot(t: CriticOnlyTrainer, n: int = 256, grid: int = 96) -> ToySnapshot:
+    """The critic's value surface with fixed real / noisy samples; metrics: w_est vs exact W1, grad norms."""
+    if "fixed" not in t.extras:
+        g = torch.Generator().manual_seed(t.cfg.seed + 7919)
+        t.extras["fixed"] = (t.source.sample(n, g), t.fake(n, g), g.get_state())
+    real, fake, eps_state = t.extras["fixed"]
+    x_hat = interpolates(real, fake, torch.Generator().set_state(eps_state)).to(t.device)
+    norms = input_grad_norms(t.critic, x_hat).detach().cpu()
+    with torch.no_grad():
+        w_est = float(t.critic(real.to(t.device)).mean() - t.critic(fake.to(t.device)).mean())
+    values, grad_norm = critic_field(t.critic, t.source.lim, grid)
+    metrics = {"w_est": w_est, "w1_exact": w1_exact(fake, real), "w1_floor": None, "modes": None,
+               "n_modes": None, "hq": None, "gp_grad_norm_mean": float(norms.mean()),
+               "gp_grad_norm_std": float(norms.std())}
+    return ToySnapshot(t.step_count, real.numpy(), fake.numpy(), values, grad_norm,
+                       critic_push(t.critic, fake), t.source.lim, list(t.history), metrics)
+
+
+def make_critic_only(cfg: CriticOnlyConfig) -> Lockstep:
+    """Panels row-major: method outer (clip, gp), dataset inner, as in the paper's Figure 1."""
+    cfg.validate()
+    names = {"clip": f"weight clipping (c = {cfg.clip:g})", "gp": f"gradient penalty (λ = {cfg.lam:g})"}
+    pairs = [(m, d) for m in cfg.methods for d in cfg.datasets]
+    trainers = [CriticOnlyTrainer(replace(cfg), d, m) for m, d in pairs]
+    return Lockstep(trainers, [f"{d} · {names[m]}" for m, d in pairs],
+                    lambda t: critic_only_snapshot(t, cfg.n, cfg.grid))
+
+
+# ---------------------------------------------------------------------- grids (batched ensemble)
+@dataclass
+class GridConfig:
+    base: ToyConfig = field(default_factory=lambda: ToyConfig(width=64))  # shared by every member
+    field_a: str = "lam"                 # first axis: one of ensemble.MEMBER_FIELDS
+    values_a: tuple = (0.1, 1.0, 10.0)
+    field_b: str | None = "n_critic"     # second axis (None: a single row)
+    values_b: tuple = (1, 5)
+    n: int = 128                         # samples per member snapshot
+    grid: int = 48                       # critic-field lattice per side
+
+    def member_configs(self) -> list[ToyConfig]:
+        cfgs = grid_configs(self.base, self.field_a, self.values_a, self.field_b, self.values_b)
+        if len(cfgs) > MAX_GRID:
+            raise ValueError(f"A grid holds at most {MAX_GRID} runs; these axes make {len(cfgs)}.")
+        return cfgs
+
+    def labels(self) -> list[str]:
+        fb = [self.field_b] if self.field_b else []
+        return [", ".join(f"{f}={getattr(c, f):g}" for f in [self.field_a, *fb]) for c in self.member_configs()]
+
+
+class GridRuns:
+    """A batched Ensemble with labels and snapshots: every member is a panel (toy_snapshot on a view)."""
+
+    def __init__(self, cfg: GridConfig, points: np.ndarray | None = None):
+        self.grid_cfg, self.member_cfgs, self.labels = cfg, cfg.member_configs(), cfg.labels()
+        self.ensemble = Ensemble(self.member_cfgs, points)
+        self.cfg = self.ensemble.cfg
+
+    @property
+    def step_count(self) -> int:
+        return self.ensemble.step_count
+
+    def step(self, n: int = 1) -> None:
+        self.ensemble.step(n)
+
+    def update(self, **hot) -> None:
+        self.ensemble.update(**hot)
+
+    def snapshot(self) -> CompareSnapshot:
+        ens, c = self.ensemble, self.grid_cfg
+        panels = [toy_snapshot(ens.view(k), ens.source, n=c.n, grid=c.grid) for k in range(ens.K)]
+        metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
+        return CompareSnapshot(ens.step_count, list(self.labels), panels, list(ens.diverged), metrics)
+
+
+def grid_table(snap: CompareSnapshot, cfgs: list[ToyConfig], fields: list[str]) -> pd.DataFrame:
+    """One row per member: its grid values and latest metrics, sorted by exact W1 (best first)."""
+    rows = []
+    for label, cfg, p, why in zip(snap.labels, cfgs, snap.panels, snap.diverged):
+        m = p.metrics
+        rows.append({"run": label, **{f: getattr(cfg, f) for f in fields}, "W1 exact": m["w1_exact"],
+                     "W1 floor": m["w1_floor"], "modes": m["modes"], "HQ %": None if m["hq"] is None else 100 * m["hq"],
+                     "‖∇f‖ mean": m["gp_grad_norm_mean"], "‖∇f‖ std": m["gp_grad_norm_std"],
+                     "status": why or "ok"})
+    return pd.DataFrame(rows).sort_values("W1 exact", ignore_index=True, na_position="last")
+
+
+# ---------------------------------------------------------------------- scales, charts, strips
+def scaled_panels(panels: list[ToySnapshot], mode: str = SCALES[0]) -> list[tuple[ToySnapshot, float | None, float | None]]:
+    """(panel, vmin, vmax) per panel for one colour-scale policy (see SCALES).
+
+    standardized, shared: each field becomes (f - mean f) / std f over the lattice, one range for all
+    (a critic is only defined up to a constant, and clipping shrinks its scale: shapes compare, sizes not).
+    per panel: each its own range. raw, shared: the values as they are, one range for all.
+    """
+    if mode not in SCALES:
+        raise ValueError(f"Unknown colour scale {mode!r}; choose one of {', '.join(SCALES)}.")
+    if mode == "per panel":
+        return [(p, None, None) for p in panels]
+    if mode == "standardized, shared":
+        panels = [replace(p, field=(p.field - np.nanmean(p.field)) / (np.nanstd(p.field) or 1.0)) for p in panels]
+    finite = [p.field[np.isfinite(p.field)] for p in panels]
+    finite = [f for f in finite if f.size]
+    lo = min((float(f.min()) for f in finite), default=0.0)
+    hi = max((float(f.max()) for f in finite), default=1.0)
+    return [(p, lo, hi) for p in panels]
+
+
+def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
+    """Exact W1 over steps, one line per run (dashed: each run's noise floor)."""
+    rows = []
+    for rec in metrics_log:
+        for i, label in enumerate(labels):
+            for key, kind in (("w1_exact", "exact W1"), ("w1_floor", "noise floor")):
+                values = rec.get(key) or []
+                if i < len(values) and values[i] is not None and math.isfinite(values[i]):
+                    rows.append({"step": rec["step"], "W1": values[i], "run": label, "kind": kind})
+    df = pd.DataFrame(rows, columns=["step", "W1", "run", "kind"])
+    return alt.Chart(df).mark_line(point=len(df) < 60).encode(
+        x=alt.X("step:Q", title="generator step"), y=alt.Y("W1:Q", title="exact W1 (generated vs real)"),
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
+        strokeDash=alt.StrokeDash("kind:N", title=None),
+        tooltip=["run:N", "kind:N", "step:Q", alt.Tooltip("W1:Q", format=".4f")]).properties(height=240)
+
+
+def panel_rgb(panel: ToySnapshot, vmin, vmax, title: str, size: float = 3.2) -> np.ndarray:
+    from explorer.plots import field_frame, figure_rgb
+    return figure_rgb(field_frame(panel, vmin=vmin, vmax=vmax, title=title, legend=False, size=size, dpi=80))
+
+
+def strip_images(strip: list[CompareSnapshot], mode: str = SCALES[0], size: float = 3.2) -> list[np.ndarray]:
+    """One RGB row image per strip frame: the runs side by side at that step (one GIF frame each).
+
+    With a shared scale every frame of the strip uses one range, so colours compare across steps too.
+    """
+    if not strip:
+        raise ValueError("The strip is empty: train a few steps first.")
+    flat = scaled_panels([p for s in strip for p in s.panels], mode)
+    k = len(strip[0].panels)
+    rows = []
+    for j, s in enumerate(strip):
+        cells = [panel_rgb(p, lo, hi, f"{s.labels[i]} · step {s.step}", size)
+                 for i, (p, lo, hi) in enumerate(flat[j * k:(j + 1) * k])]
+        rows.append(np.concatenate(cells, axis=1))
+    return rows
+
+
+def strip_sheet_png(strip: list[CompareSnapshot], mode: str = SCALES[0]) -> bytes:
+    """The strip as one PNG sheet: a row per run, a column per step."""
+    import io
+    from PIL import Image
+    rows = strip_images(strip, mode)
+    k = len(strip[0].panels)
+    w = rows[0].shape[1] // k
+    # transpose the layout: runs down, steps across
+    sheet = np.concatenate([np.concatenate([r[:, i * w:(i + 1) * w] for r in rows], axis=1) for i in range(k)], axis=0)
+    buf = io.BytesIO()
+    Image.fromarray(sheet).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def strip_gif(strip: list[CompareSnapshot], mode: str = SCALES[0], fps: float = 2.0) -> bytes:
+    """The strip as an animated GIF: the runs side by side, one frame per strip step."""
+    from explorer.plots import frames_to_gif
+    return frames_to_gif(strip_images(strip, mode), fps)

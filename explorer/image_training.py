@@ -1,0 +1,282 @@
+"""Image GANs: the run config, a DCGAN Trainer, snapshots with sliced W and diversity, headless runs.
+
+The generic Trainer (explorer.training) does the stepping; this module only builds the networks
+and samplers for images and measures what comes out.
+
+    >>> result = train_images(ImageConfig(loss="gan"), steps=20)
+    >>> sorted(result)[:3]
+    ['batch_size', 'dataset', 'device']
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer.images import DATASETS, SIZES, ImageSource, image_grid, make_image_source
+from explorer.metrics import diversity, sliced_w
+from explorer.models import AMP_DTYPES, NORMS, DCGANCritic, DCGANGenerator, init_dcgan
+from explorer.training import Diverged, Trainer, TrainConfig, resolve_device, save_checkpoint
+
+GRID_IMAGES = 64       # fixed-noise samples shown in the grid (8 x 8)
+METRIC_EVERY_S = 2.0   # a live run re-measures sliced W / diversity at most this often
+
+
+@dataclass
+class ImageConfig(TrainConfig):
+    lr_g: float = 2e-4            # generator learning rate (DCGAN: 2e-4)
+    lr_c: float = 2e-4            # critic learning rate
+    batch_size: int = 64          # images per batch (the lecture notes use 32 to 128)
+    n_critic: int | None = None   # critic steps per generator step; None: 1 for gan, 5 for wgan / wgan-gp
+    dataset: str = "shapes"       # "shapes" (no download), "mnist", "fashion-mnist" or "upload"
+    image_size: int = 28          # 28, 32 or 64 pixels a side; 28 is the fast CPU default
+    channels: int | None = None   # 1 grey, 3 colour; None: grey at 28 and for (Fashion-)MNIST, else colour
+    latent_dim: int = 100         # size of the noise vector z (DCGAN: 100)
+    g_features: int = 32          # generator feature maps, ngf (lecture notes: 64 at 64x64)
+    c_features: int = 32          # critic feature maps, ndf
+    g_norm: str = "batch"         # generator normalization: batch, instance, layer or none
+    c_norm: str | None = None     # critic normalization; None: batch for gan / wgan, layer for wgan-gp
+    amp: str = "off"              # mixed precision "off", "bf16" or "fp16": CUDA only, a no-op on the CPU
+    # Channels-last memory layout: same maths; helps tensor cores on a GPU, and on the CPU oneDNN's
+    # convolutions skip layout copies (28x28 gan step ~1.1x faster, wgan-gp ~1.02x, bench/image_throughput.py)
+    channels_last: bool = True
+    n_metric: int = 256           # generated and held-out images for sliced W and diversity
+    # None: True for gan, the DCGAN formulation (the generator learns on the fakes the discriminator
+    # just saw; one generator forward fewer per step), False for wgan / wgan-gp (WGAN-GP's Algorithm 1
+    # draws fresh noise for the generator step). See TrainConfig.reuse_fakes.
+    reuse_fakes: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_critic is None:
+            self.n_critic = 1 if self.loss == "gan" else 5
+        if self.reuse_fakes is None:
+            self.reuse_fakes = self.loss == "gan"
+        if self.c_norm is None:
+            self.c_norm = "layer" if self.loss == "wgan-gp" else "batch"
+        if self.channels is None:
+            self.channels = 1 if (self.image_size == 28 or self.dataset in ("mnist", "fashion-mnist")) else 3
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown image dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}.")
+        if self.image_size not in SIZES:
+            raise ValueError(f"Image size must be one of {SIZES}; got {self.image_size!r}.")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (colour); got {self.channels!r}.")
+        for name in ("g_norm", "c_norm"):
+            if getattr(self, name) not in NORMS:
+                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(NORMS)}.")
+        if self.loss == "wgan-gp" and self.c_norm == "batch":
+            raise ValueError("Batch norm in a gradient-penalty critic makes each score depend on the whole "
+                             "batch, so the per-image penalty is wrong; choose layer, instance or none.")
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"Unknown mixed precision {self.amp!r}; choose one of {', '.join(AMP_DTYPES)}.")
+        for name, low, top in (("latent_dim", 1, 1024), ("g_features", 1, 512), ("c_features", 1, 512),
+                               ("n_metric", 2, 10_000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+                raise ValueError(f"{name} must be a whole number from {low} to {top}; got {value!r}.")
+
+
+def build_networks(cfg: ImageConfig, seed: int | None = None) -> tuple[DCGANGenerator, DCGANCritic]:
+    """The DCGAN pair for cfg, DCGAN-initialized from `seed` (default cfg.seed), on the CPU."""
+    init_rng = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
+    G = DCGANGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.g_features, cfg.g_norm)
+    C = DCGANCritic(cfg.image_size, cfg.channels, cfg.c_features, cfg.c_norm)
+    return init_dcgan(G, init_rng), init_dcgan(C, init_rng)
+
+
+def make_image_trainer(cfg: ImageConfig, uploads: np.ndarray | None = None,
+                       source: ImageSource | None = None) -> Trainer:
+    """A generic Trainer with DCGAN networks on the image source cfg.dataset.
+
+    uploads: uint8 (n, C, H, W) pictures for dataset "upload" (explorer.uploads). The source is
+    kept as `trainer.source`. On a GPU the training images live on the GPU (ImageSource.to).
+    """
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    if source is None:
+        source = make_image_source(cfg.dataset, cfg.image_size, cfg.channels, cfg.seed, uploads=uploads,
+                                   n_heldout=max(cfg.n_metric, GRID_IMAGES))
+    source.to(device)
+    G, C = build_networks(cfg)
+    G, C = G.to(device), C.to(device)
+    G.set_precision(cfg.amp, cfg.channels_last)
+    C.set_precision(cfg.amp, cfg.channels_last)
+    rng = torch.Generator(device).manual_seed(cfg.seed)
+    # Real batches are drawn where the pool lives; an endless (pool-less) source draws on the CPU.
+    data_rng = rng if source.pool is not None or device.type == "cpu" else torch.Generator().manual_seed(cfg.seed)
+    nz = cfg.latent_dim
+
+    def sample_real(n: int) -> torch.Tensor:
+        return source.sample(n, data_rng).to(device, non_blocking=True)
+
+    def sample_noise(n: int) -> torch.Tensor:
+        return torch.randn(n, nz, generator=rng, device=device)
+
+    trainer = Trainer(cfg, G, C, sample_real, sample_noise, rng=rng)
+    trainer.source = source
+    return trainer
+
+
+def image_trainer_from_checkpoint(d: dict, uploads: np.ndarray | None = None) -> Trainer:
+    """Rebuild an image Trainer from load_checkpoint()'s dict and restore its state (ValueError if
+    the file is not an image-GAN checkpoint or its weights do not fit the networks it describes)."""
+    cfg = config_from_checkpoint(d)
+    trainer = make_image_trainer(cfg, uploads)
+    trainer.load_state_dict(d)
+    return trainer
+
+
+def config_from_checkpoint(d: dict) -> ImageConfig:
+    """The ImageConfig stored in a checkpoint dict, validated (device reset to "auto")."""
+    saved = d.get("config") if isinstance(d, dict) else None
+    if not isinstance(saved, dict) or "image_size" not in saved:
+        raise ValueError("This checkpoint is not from the Image GAN page (it holds no image configuration).")
+    known = {f.name for f in fields(ImageConfig)}
+    try:
+        cfg = ImageConfig(**{k: v for k, v in saved.items() if k in known and k != "device"})
+        cfg.validate()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"The checkpoint's configuration is not valid: {err}") from None
+    return cfg
+
+
+def generator_from_checkpoint(d: dict) -> DCGANGenerator:
+    """Only the generator of an image checkpoint (to draw samples without any training data)."""
+    cfg = config_from_checkpoint(d)
+    G, _ = build_networks(cfg)
+    try:
+        G.load_state_dict(d["generator"])
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise ValueError(f"The checkpoint's generator weights do not fit its configuration: "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    return G
+
+
+# ---------------------------------------------------------------------- snapshots
+@dataclass
+class ImageSnapshot:
+    step: int
+    fake_grid: np.ndarray            # (H, W, 3) uint8: the generator's output for the fixed noise
+    real_grid: np.ndarray            # (H, W, 3) uint8: held-out real images
+    history: list[dict]              # trainer history (losses, w_est, gp) up to this step
+    metrics: dict                    # latest sliced_w, sliced_w_floor, diversity, diversity_real, w_est
+    metrics_log: list[dict] = field(default_factory=list)   # one record per measurement: step + metrics
+
+
+@torch.no_grad()
+def sample_images(generator: DCGANGenerator, noise: torch.Tensor) -> torch.Tensor:
+    """G(noise) in float32 on the CPU. Batch norm uses the batch's own statistics, as in training."""
+    return generator(noise).float().cpu()
+
+
+def fixed_noise(n: int, latent_dim: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The same n noise vectors for a seed on every call: samples are comparable across steps."""
+    g = torch.Generator().manual_seed(10_007 + seed)
+    return torch.randn(n, latent_dim, generator=g).to(device)
+
+
+def measure(trainer: Trainer) -> dict:
+    """sliced_w (generated vs held-out real), its floor (two real sets), diversity of both."""
+    cfg, src = trainer.cfg, trainer.source
+    cache = trainer.extras.setdefault("images", {})
+    if "metric_noise" not in cache:
+        cache["metric_noise"] = fixed_noise(cfg.n_metric, cfg.latent_dim, cfg.seed + 1, trainer.device)
+        real = src.heldout[:cfg.n_metric]
+        other = src.sample(len(real), torch.Generator(src.pool.device if src.pool is not None else "cpu")
+                           .manual_seed(cfg.seed + 2)).cpu()
+        cache["floor"] = sliced_w(real, other)
+        cache["diversity_real"] = diversity(real)
+    fake = sample_images(trainer.generator, cache["metric_noise"])
+    last = trainer.history[-1] if trainer.history else {}
+    return {"sliced_w": sliced_w(fake, src.heldout[:cfg.n_metric]), "sliced_w_floor": cache["floor"],
+            "diversity": diversity(fake), "diversity_real": cache["diversity_real"],
+            "w_est": last.get("w_est", float("nan"))}
+
+
+def image_snapshot(trainer: Trainer, force_metrics: bool = False) -> ImageSnapshot:
+    """A drawable picture of the run: fixed-noise sample grid, real grid, curves and metrics.
+
+    Sliced W and diversity are re-measured at most every METRIC_EVERY_S seconds (or when forced);
+    their log lives in trainer.extras, so a fresh trainer starts a fresh log.
+    """
+    cfg = trainer.cfg
+    cache = trainer.extras.setdefault("images", {})
+    if "grid_noise" not in cache:
+        cache["grid_noise"] = fixed_noise(GRID_IMAGES, cfg.latent_dim, cfg.seed, trainer.device)
+        cache["real_grid"] = image_grid(trainer.source.heldout[:GRID_IMAGES])
+        cache["log"], cache["measured_at"] = [], -np.inf
+    log = cache["log"]
+    now = time.monotonic()
+    stale = not log or log[-1]["step"] != trainer.step_count
+    if stale and (force_metrics or not log or now - cache["measured_at"] >= METRIC_EVERY_S):
+        log.append({"step": trainer.step_count, **measure(trainer)})
+        cache["measured_at"] = now
+    fake = sample_images(trainer.generator, cache["grid_noise"])
+    return ImageSnapshot(trainer.step_count, image_grid(fake), cache["real_grid"], list(trainer.history),
+                         dict(log[-1]), list(log))
+
+
+# ---------------------------------------------------------------------- headless runs
+GIF_FRAMES = 40
+
+
+def train_images(cfg: ImageConfig, steps: int, out_dir: str | None = None,
+                 uploads: np.ndarray | None = None) -> dict:
+    """Train `steps` generator steps headless; return timings and final metrics.
+
+    images_per_s = steps * batch_size / training seconds (one step = n_critic critic updates and
+    one generator update; snapshot time is not counted). out_dir receives checkpoint.pt,
+    samples.png (fixed noise), real.png, evolution.gif, metrics.json and config.json.
+    A diverged run still writes its last good state, then raises Diverged.
+    """
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1; got {steps!r}.")
+    out = Path(out_dir) if out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    trainer = make_image_trainer(cfg, uploads)
+    every = max(1, steps // GIF_FRAMES)
+    frames, seconds, failure = [], 0.0, None
+    while trainer.step_count < steps:
+        if out:
+            frames.append(image_snapshot(trainer, force_metrics=True).fake_grid)
+        start = time.perf_counter()
+        try:
+            trainer.step(min(every, steps - trainer.step_count))
+        except Diverged as err:
+            failure = err
+            break
+        finally:
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+    final = image_snapshot(trainer, force_metrics=True)
+    last = trainer.history[-1] if trainer.history else {}
+    result = {"steps": trainer.step_count, "seconds": seconds,
+              "images_per_s": trainer.step_count * cfg.batch_size / seconds if seconds > 0 else float("nan"),
+              **final.metrics, "loss_c": last.get("loss_c"), "loss_g": last.get("loss_g"),
+              "loss": cfg.loss, "dataset": cfg.dataset, "image_size": cfg.image_size,
+              "batch_size": cfg.batch_size, "n_critic": cfg.n_critic, "device": str(trainer.device)}
+    if out:
+        from PIL import Image
+
+        from explorer.plots import frames_to_gif
+
+        frames.append(final.fake_grid)
+        Image.fromarray(final.fake_grid).save(out / "samples.png")
+        Image.fromarray(final.real_grid).save(out / "real.png")
+        (out / "evolution.gif").write_bytes(frames_to_gif(frames, fps=6))
+        save_checkpoint(trainer, out / "checkpoint.pt")
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        (out / "metrics.json").write_text(json.dumps({"history": trainer.history, "metrics": final.metrics_log}))
+        result["out"] = str(out)
+    if failure:
+        raise failure
+    return result

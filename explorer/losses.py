@@ -1,0 +1,127 @@
+"""GAN losses: gan (BCE on logits), wgan (weight clipping), wgan-gp (gradient penalty); optimizers.
+
+Every critic here outputs one score per sample, shape (B, 1). Conventions (f = critic, G = generator):
+
+    gan      critic:    E softplus(-f(x)) + E softplus(f(G(z)))    = BCE(D(x), 1) + BCE(D(G(z)), 0)
+             generator: E softplus(-f(G(z)))  (non-saturating, -log D(G(z)))
+                        -E softplus(f(G(z)))  (minimax, log(1 - D(G(z))))
+    wgan     critic:    E f(G(z)) - E f(x), then clip every weight to [-c, c]
+             generator: -E f(G(z))
+    wgan-gp  critic:    E f(G(z)) - E f(x) + lam * E (||grad f(x_hat)||_2 - 1)^2
+             generator: -E f(G(z))
+
+The lecture notes' slip (||g||^2 - 1)^2 is not used: the penalty is (||g||_2 - 1)^2 as in the paper.
+"""
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("gan", "wgan", "wgan-gp")
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def interpolates(real: torch.Tensor, fake: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per sample; any shape (B, ...)."""
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator,
+                     device=real.device, dtype=real.dtype)
+    return torch.lerp(fake, real, eps)  # fake + eps * (real - fake)
+
+
+def input_grad_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """||grad_x f(x)||_2 per sample, shape (B,), for inputs of any shape (B, ...).
+
+    Summing the scores before differentiating is exact because sample i's score depends on x_i only.
+    """
+    with torch.enable_grad():  # also under no_grad (e.g. metrics)
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
+        return grad.flatten(1).norm(2, dim=1)
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """GP = E_x_hat (||grad f(x_hat)||_2 - 1)^2 on random interpolates (no lambda inside).
+
+    real, fake: (B, ...) of equal shape. Returns a scalar that is differentiable w.r.t. the critic.
+    Example: for f(x) = w . x the gradient is w everywhere, so GP = (||w|| - 1)^2.
+    """
+    norms = input_grad_norms(critic, interpolates(real, fake, generator), create_graph=True)
+    return ((norms - 1.0) ** 2).mean()
+
+
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def critic_scores(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f(real), f(fake)). One batched forward when the critic treats samples independently;
+    separate forwards when it has batch norm (mixing real and fake would change its statistics)."""
+    if _has_batch_norm(critic):
+        return critic(real), critic(fake)
+    scores = critic(torch.cat((real, fake)))
+    return scores[: len(real)], scores[len(real):]
+
+
+class CriticTerms(NamedTuple):
+    loss: torch.Tensor   # the critic minimizes this
+    w_est: torch.Tensor  # E f(real) - E f(fake), detached: the critic's own estimate of W
+    gp: torch.Tensor     # gradient penalty without lambda (nan when not computed), detached
+
+
+def critic_terms(kind: str, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 0.0,
+                 generator: torch.Generator | None = None) -> CriticTerms:
+    """The critic's loss with its parts; `fake` should be detached from the generator."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown loss {kind!r}; choose one of {', '.join(KINDS)}.")
+    f_real, f_fake = critic_scores(critic, real, fake)
+    w_est = (f_real.mean() - f_fake.mean()).detach()
+    nan = torch.full((), float("nan"), device=real.device)
+    if kind == "gan":
+        loss = F.softplus(-f_real).mean() + F.softplus(f_fake).mean()
+        return CriticTerms(loss, w_est, nan)
+    loss = f_fake.mean() - f_real.mean()
+    if kind == "wgan":
+        return CriticTerms(loss, w_est, nan)
+    gp = gradient_penalty(critic, real, fake, generator)
+    return CriticTerms(loss + lam * gp, w_est, gp.detach())
+
+
+def critic_loss(kind: str, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 0.0,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to minimize, w_est = E f(real) - E f(fake)) for kind in {"gan", "wgan", "wgan-gp"}."""
+    terms = critic_terms(kind, critic, real, fake, lam, generator)
+    return terms.loss, terms.w_est
+
+
+def generator_loss(kind: str, critic: nn.Module, fake: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
+    """The generator's loss on fakes G(z) (not detached): see the module docstring."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown loss {kind!r}; choose one of {', '.join(KINDS)}.")
+    f_fake = critic(fake)
+    if kind == "gan":
+        return F.softplus(-f_fake).mean() if non_saturating else -F.softplus(f_fake).mean()
+    return -f_fake.mean()
+
+
+@torch.no_grad()
+def clip_weights(critic: nn.Module, c: float) -> None:
+    """Clamp every parameter of the critic to [-c, c] in place (WGAN's crude Lipschitz bound)."""
+    params = [p for p in critic.parameters()]
+    if params:
+        torch._foreach_clamp_min_(params, -c)
+        torch._foreach_clamp_max_(params, c)
+
+
+def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
+                   betas: tuple[float, float] = (0.5, 0.9)) -> torch.optim.Optimizer:
+    """Adam(lr, betas) (WGAN-GP default betas 0.5, 0.9) or RMSprop(lr) (the WGAN paper's choice)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)  # one kernel per op, not per tensor
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")

@@ -1,0 +1,213 @@
+"""Compare: GAN runs side by side in lock-step (GP vs clipping and friends), Figure 1's critics, grids."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from explorer import compare as C
+from explorer import plots
+from explorer.ensemble import MEMBER_FIELDS
+from explorer.session import Session
+from explorer.training import ToyConfig
+
+FRAME_S = 0.5          # live view refresh
+STEP_CLICK = 10        # steps per click on "Step"
+P = "cmp_"             # prefix of this page's session_state keys
+MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid")
+DATASETS = ("8gaussians", "25gaussians", "swissroll", "ring")
+NICE = {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians", "swissroll": "Swiss roll", "ring": "Ring"}
+
+
+@st.cache_resource(scope="session", on_release=lambda s: s.stop(), show_spinner=False)
+def visitor_session() -> Session:
+    """One background run per visitor; its 'trainer' steps every panel together."""
+    return Session(lambda: None, lambda runs: runs.snapshot(), snapshot_every_s=0.5)
+
+
+def floats(text: str) -> tuple:
+    """'0.1, 1, 10' -> (0.1, 1.0, 10.0); ValueError with the bad item."""
+    out = []
+    for item in text.replace(";", ",").split(","):
+        if item.strip():
+            try:
+                out.append(float(item))
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not a number.") from None
+    if not out:
+        raise ValueError("Give at least one value.")
+    return tuple(out)
+
+
+def fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+# ----------------------------------------------------------------------------- settings
+st.title("Compare runs side by side")
+st.markdown(
+    "Every panel is the same run except for what you compare: same data stream, same initial "
+    "weights, same noise and seed. All panels advance in **lock-step** (one step counter) and share "
+    "axes, so the difference between a gradient-penalty critic and a weight-clipped one is visible at "
+    "a glance: the WGAN-GP paper's Figure 1, live.")
+
+with st.sidebar:
+    mode = st.radio("What to compare", MODES, key=P + "mode")
+    st.header("Shared settings")
+    dataset = st.selectbox("Dataset", DATASETS, key=P + "dataset", format_func=NICE.get)
+    width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else 128,
+                             key=P + "width")
+    depth = st.slider("Depth (hidden layers)", 1, 4, 3, key=P + "depth")
+    batch = st.select_slider("Batch size", (32, 64, 128, 256, 512), 256, key=P + "batch")
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=P + "seed"))
+    scale = st.radio("Colour scale of the critic", C.SCALES, key=P + "scale",
+                     help="Clipped critics take tiny values, GP critics values of order W1: "
+                          "standardized fields ((f − mean) / std) share one scale and compare shapes.")
+base = ToyConfig(dataset=dataset, width=width, depth=depth, batch_size=batch, seed=seed)
+
+error = None
+try:
+    if mode == MODES[0]:
+        preset = st.selectbox("Preset", list(C.PRESETS), key=P + "preset")
+        strip_every = st.number_input("Snapshot strip: a frame every N generator steps", 10, 100_000, 200,
+                                      step=10, key=P + "strip_every")
+        cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64)
+        cfg.validate()
+        factory = lambda: C.make_runs(replace(cfg))
+        st.caption("“Identical” means: each run has its own random generator, seeded alike, so runs with "
+                   "the same critic iterations see the very same batches; a run with more critic "
+                   "iterations reads further along the same stream every generator step.")
+    elif mode == MODES[1]:
+        a, b, c3 = st.columns(3)
+        picked = a.multiselect("Datasets", DATASETS[:3] + ("ring",), list(DATASETS[:3]), key=P + "co_data",
+                               format_func=NICE.get)
+        lam = b.number_input("λ (gradient penalty)", 0.0, 100.0, 10.0, key=P + "co_lam")
+        clip = c3.select_slider("c (weight clipping)", (0.001, 0.01, 0.1), 0.01, key=P + "co_clip")
+        cfg = C.CriticOnlyConfig(datasets=tuple(picked), lam=lam, clip=clip, width=width, depth=depth,
+                                 batch_size=batch, seed=seed, n=256, grid=64)
+        cfg.validate()
+        factory = lambda: C.make_critic_only(replace(cfg))
+        st.caption("The “generator” is held fixed at the real data plus unit-variance Gaussian noise; "
+                   "only the critics train (one critic step per step), toward the optimal critic. "
+                   "Top row: weight clipping; bottom row: gradient penalty.")
+    else:
+        a, b = st.columns(2)
+        fa = a.selectbox("First axis", MEMBER_FIELDS, 0, key=P + "fa")
+        va = a.text_input("its values", "0.1, 1, 10", key=P + "va")
+        fb = b.selectbox("Second axis", ("none",) + MEMBER_FIELDS, 3, key=P + "fb")
+        vb = b.text_input("its values", "1, 5", key=P + "vb")
+        cfg = C.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
+                           values_b=floats(vb) if fb != "none" else ())
+        cfg.member_configs()
+        factory = lambda: C.GridRuns(replace(cfg))
+        st.caption("All runs of the grid train as **one batched ensemble** (weights stacked, one batched "
+                   "matmul per layer). Members with fewer critic iterations sit out the extra critic "
+                   "passes; each member draws exactly what a lone run with its seed would draw.")
+except ValueError as err:
+    error, factory, cfg = str(err), None, None
+
+session = visitor_session()
+st.session_state[P + "session"] = session
+if error:
+    st.error(f"Cannot build this comparison: {error}")
+    st.stop()
+cold = (mode, repr(cfg))
+if st.session_state.get(P + "cold") != cold:
+    session.reset(factory)
+    st.session_state[P + "cold"] = cold
+
+
+# ----------------------------------------------------------------------------- controls
+def run_control(action) -> None:
+    try:
+        if action() is False or session.state == "error":
+            st.session_state[P + "notice"] = session.message
+    except ValueError as err:
+        st.session_state[P + "notice"] = str(err)
+
+
+running = session.state == "running"
+c1, c2, c3, c4 = st.columns(4)
+c1.button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
+          disabled=running, on_click=run_control, args=(session.start,))
+c2.button("Pause", disabled=not running, width="stretch", on_click=run_control, args=(session.pause,))
+c3.button(f"Step +{STEP_CLICK}", disabled=running, width="stretch", on_click=run_control,
+          args=(lambda: session.step(STEP_CLICK),))
+c4.button("Reset", width="stretch", on_click=run_control, args=(lambda: session.reset(factory),))
+if P + "notice" in st.session_state:
+    st.warning(st.session_state.pop(P + "notice"))
+try:
+    if session.state == "idle":
+        session.prepare()
+except ValueError as err:
+    st.error(str(err))
+running = session.state == "running"
+
+
+def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
+    """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each."""
+    key = (id(snap), scale)
+    if st.session_state.get(P + "frame_key") != key:   # draw each snapshot once
+        size = 2.6 if small else 4.0
+        st.session_state[P + "frames"] = [
+            plots.figure_png(plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}",
+                                               legend=False, size=size, dpi=80))
+            for (p, lo, hi), label in zip(C.scaled_panels(snap.panels, scale), snap.labels)]
+        st.session_state[P + "frame_key"] = key
+    frames = st.session_state[P + "frames"]
+    for row in range(0, len(frames), columns):
+        cols = st.columns(columns)
+        for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
+            p, m = snap.panels[i], snap.panels[i].metrics
+            col.image(frames[i], width="stretch")
+            if snap.diverged[i]:
+                col.error(f"{snap.labels[i]}: {snap.diverged[i]}")
+            lines = [f"**{snap.labels[i]}**", f"exact W1 {fmt(m['w1_exact'])}"
+                     + (f" (floor {fmt(m['w1_floor'])})" if m.get("w1_floor") is not None else ""),
+                     f"critic estimate {fmt(m['w_est'])}"]
+            if m.get("modes") is not None:
+                lines.append(f"modes {m['modes']}/{m['n_modes']} · high quality {100 * m['hq']:.0f}%")
+            lines.append(f"‖∇f‖ on interpolates {m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}")
+            col.markdown("  \n".join(lines))
+
+
+@st.fragment(run_every=FRAME_S if running else None)
+def live_view() -> None:
+    snap, state = session.latest(), session.state
+    if running and state != "running":
+        st.rerun(scope="app")
+    if session.message:
+        (st.error if state == "error" else st.warning)(session.message)
+    if snap is None:
+        st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
+        return
+    st.markdown(f"**Step {snap.step:,}** · {state} · {session.run_seconds:.0f} s of training · colour "
+                f"scale: {scale}")
+    if mode == MODES[1]:
+        draw_panels(snap, len(cfg.datasets), small=False)
+        st.caption("Under the panels, exact W1 is between the fixed real and noisy samples: an optimal "
+                   "1-Lipschitz critic's estimate reaches it; the GP critic's ‖∇f‖ sits near 1.")
+    elif mode == MODES[2]:
+        draw_panels(snap, min(4, len(snap.panels)), small=True)
+        fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
+        st.dataframe(C.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
+    else:
+        draw_panels(snap, len(snap.panels), small=False)
+        log = session.metrics_log()
+        if len(log) > 1:
+            st.altair_chart(C.w1_chart(log, snap.labels), width="stretch")
+
+
+live_view()
+
+# ----------------------------------------------------------------------------- snapshot strip
+if mode == MODES[0] and session.latest() is not None:
+    with st.expander("Snapshot strip (frames at fixed steps, every run)"):
+        strip = session.call(lambda r: list(r.strip))
+        st.caption(f"{len(strip)} frame(s) at steps {', '.join(str(s.step) for s in strip)}; at most "
+                   f"{cfg.strip_max} are kept (the interval doubles when full). Colour scale: {scale}.")
+        d1, d2 = st.columns(2)
+        d1.download_button("Strip sheet (PNG)", lambda: C.strip_sheet_png(strip, scale), "compare_strip.png",
+                           "image/png")
+        d2.download_button("Side-by-side (GIF)", lambda: C.strip_gif(strip, scale), "compare_strip.gif",
+                           "image/gif")

@@ -1,0 +1,323 @@
+"""2-D GAN: train GAN / WGAN / WGAN-GP live and watch the critic's landscape move."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, replace
+
+import streamlit as st
+
+from explorer import plots
+from explorer.metrics import toy_snapshot
+from explorer.session import Session
+from explorer.toy_data import NAMES, parse_points_csv
+from explorer.training import (DEVICES, HOT_FIELDS, ToyConfig, checkpoint_bytes, load_checkpoint,
+                               make_toy_trainer, toy_trainer_from_checkpoint)
+
+FRAME_S = 0.25         # live view refresh (4 times a second; a new picture every SNAPSHOT_S)
+SNAPSHOT_S = 0.5       # the training thread takes a snapshot at most this often
+LIVE_GRID = 64         # critic field grid while training (bench/app_overhead.py)
+CHART_S = 2.0          # curves change slowly: redraw them less often
+STEP_CLICK = 10        # generator steps per click on "Step"
+P = "g2_"              # prefix of this page's session_state keys
+
+DEFAULT = ToyConfig()
+LOSSES = ("gan", "wgan", "wgan-gp")
+LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+CLIPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+# What a URL may set: a tuple of allowed values, or (low, high, type) for a range.
+SETTINGS = {
+    "dataset": NAMES, "loss": LOSSES, "lam": (0.0, 50.0, float), "clip": CLIPS,
+    "n_critic": (1, 20, int), "lr_g": LRS, "lr_c": LRS, "optimizer": ("adam", "rmsprop"),
+    "batch_size": (64, 128, 256, 512), "width": (32, 64, 128, 256, 512), "depth": (1, 6, int),
+    "seed": (0, 2**31 - 1, int), "device": DEVICES,
+}
+COLD = tuple(k for k in SETTINGS if k not in HOT_FIELDS)   # changing these starts a new run
+
+
+def parse_setting(name: str, raw: str):
+    """A URL value -> the setting, or ValueError if it is not one the page offers."""
+    spec = SETTINGS[name]
+    if isinstance(spec[-1], type):
+        low, high, kind = spec
+        value = kind(float(raw)) if kind is float else int(raw)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(raw)
+        return value
+    for option in spec:
+        if str(option) == raw or (isinstance(option, float) and _float_eq(raw, option)):
+            return option
+    raise ValueError(raw)
+
+
+def _float_eq(raw: str, option: float) -> bool:
+    try:
+        return math.isclose(float(raw), option, rel_tol=1e-9)
+    except ValueError:
+        return False
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@st.cache_resource(scope="session", on_release=lambda s: s.stop(), show_spinner=False)
+def visitor_session() -> Session:
+    """One training session per visitor; Streamlit stops it when the visitor leaves."""
+    session = Session(lambda: None, lambda t: toy_snapshot(t, t.source, grid=grid_now(session)),
+                      hot_fields=HOT_FIELDS, snapshot_every_s=SNAPSHOT_S)
+    return session
+
+
+def grid_now(session: Session) -> int:
+    """The lecture notes' 128 x 128 critic grid, but 64 x 64 while training: a 128 grid costs as much
+    as ~2.5 training steps, 64 about one, which keeps the open page under ~20% of the throughput."""
+    return LIVE_GRID if session.state == "running" else 128
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def read_points(data: bytes):
+    return parse_points_csv(data)
+
+
+def load_uploaded_checkpoint() -> None:
+    """on_change of the checkpoint uploader: rebuild the run from the file, or say why not."""
+    upload = st.session_state.get(P + "ckpt")
+    if upload is None:
+        return
+    try:
+        state = load_checkpoint(upload.getvalue())
+        trainer = toy_trainer_from_checkpoint(state, st.session_state.get(P + "points"))
+        values = {k: getattr(trainer.cfg, k) for k in SETTINGS}
+        off = [f"{k}={_fmt(v)}" for k, v in values.items() if _not_offered(k, v)]
+        if off:
+            raise ValueError(f"The checkpoint uses settings this page does not offer ({', '.join(off)}); "
+                             "resume it with `python -m explorer toy` instead.")
+    except ValueError as err:   # wrong, corrupt or foreign file: nothing changes
+        st.session_state[P + "ckpt_error"] = str(err)
+        return
+    st.session_state.pop(P + "ckpt_error", None)
+    for k, v in values.items():
+        st.session_state[P + k] = v
+    st.session_state[P + "resume"] = trainer
+
+
+def _not_offered(name: str, value) -> bool:
+    try:
+        return parse_setting(name, _fmt(value)) != value
+    except ValueError:
+        return True
+
+
+# ----------------------------------------------------------------------------- settings
+st.title("2-D GAN, live")
+st.markdown(
+    "Orange **+** are real samples, green **×** the generator's; the background is the critic f. "
+    "Switch on the **gradient-norm map**: under WGAN-GP the critic's ‖∇f‖ sits near **1** (white) "
+    "between the two clouds, as the penalty asks, while under weight clipping it is far from 1 "
+    "and the arrows (where the generator is pushed) lose their way. Change λ, clip, critic "
+    "iterations or learning rates while it runs; other settings start a new run."
+)
+
+if P + "init" not in st.session_state:   # first run of this visitor: URL settings, else defaults
+    bad = []
+    for name in SETTINGS:
+        value = getattr(DEFAULT, name)
+        if name in st.query_params:
+            try:
+                value = parse_setting(name, st.query_params[name])
+            except (ValueError, OverflowError):
+                bad.append(f"{name}={st.query_params[name]!r}")
+        st.session_state[P + name] = value
+    st.session_state[P + "init"] = True
+    if bad:
+        st.warning(f"Ignored settings in the link that are out of range or unreadable: {', '.join(bad)}. "
+                   "Using the defaults for those.")
+
+session = visitor_session()
+st.session_state[P + "session"] = session   # tests and teardown reach the run through this
+
+with st.sidebar:
+    st.header("Data and model")
+    st.selectbox("Dataset", NAMES, key=P + "dataset",
+                 format_func=lambda n: {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians",
+                                        "swissroll": "Swiss roll", "ring": "Ring",
+                                        "points": "My points (CSV)"}[n])
+    points = points_digest = None
+    if st.session_state[P + "dataset"] == "points":
+        upload = st.file_uploader("CSV of x,y rows", type=["csv", "txt"], key=P + "points_file")
+        if upload is not None:
+            try:
+                points = read_points(upload.getvalue())
+                points_digest = hashlib.sha1(upload.getvalue()).hexdigest()
+            except ValueError as err:
+                st.error(f"Could not read the points: {err}")
+    st.session_state[P + "points"] = points
+    st.radio("Loss", LOSSES, key=P + "loss", horizontal=True,
+             format_func={"gan": "GAN", "wgan": "WGAN (clip)", "wgan-gp": "WGAN-GP"}.get)
+    st.select_slider("Width (units per layer)", SETTINGS["width"], key=P + "width")
+    st.slider("Depth (hidden layers)", 1, 6, key=P + "depth")
+    st.select_slider("Batch size", SETTINGS["batch_size"], key=P + "batch_size")
+    st.selectbox("Optimizer", ("adam", "rmsprop"), key=P + "optimizer")
+    st.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
+    st.selectbox("Device", DEVICES, key=P + "device")
+    st.header("Changeable while running")
+    st.slider("λ, gradient-penalty weight (WGAN-GP)", 0.0, 50.0, step=0.5, key=P + "lam")
+    st.select_slider("c, weight clip (WGAN)", CLIPS, key=P + "clip")
+    st.slider("Critic iterations per generator step", 1, 20, key=P + "n_critic")
+    st.select_slider("Generator learning rate", LRS, key=P + "lr_g", format_func=lambda v: f"{v:g}")
+    st.select_slider("Critic learning rate", LRS, key=P + "lr_c", format_func=lambda v: f"{v:g}")
+    st.file_uploader("Resume from a checkpoint (.pt)", type=["pt"], key=P + "ckpt",
+                     on_change=load_uploaded_checkpoint)
+
+values = {k: st.session_state[P + k] for k in SETTINGS}
+cfg = replace(DEFAULT, **values)
+url = {k: _fmt(v) for k, v in values.items() if v != getattr(DEFAULT, k)}
+if dict(st.query_params) != url:        # the link reproduces this run (seed included)
+    st.query_params.from_dict(url)
+
+if P + "ckpt_error" in st.session_state:
+    st.error(f"Could not resume from that file: {st.session_state[P + 'ckpt_error']}")
+
+cold = tuple(values[k] for k in COLD) + (points_digest,)
+hot = {k: values[k] for k in HOT_FIELDS}
+if P + "resume" in st.session_state:     # a checkpoint was just loaded: it becomes the run
+    resumed = st.session_state.pop(P + "resume")
+    session.reset(lambda: resumed)
+    st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
+    st.success(f"Resumed from the checkpoint at step {resumed.step_count}. Press Start to go on.")
+elif st.session_state.get(P + "cold") != cold:
+    session.reset(lambda: make_toy_trainer(replace(cfg), points))
+    st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
+elif st.session_state.get(P + "hot") != hot:
+    changed = {k: v for k, v in hot.items() if st.session_state[P + "hot"].get(k) != v}
+    session.update(**changed)
+    st.session_state[P + "hot"] = hot
+
+# ----------------------------------------------------------------------------- controls
+ready = not (values["dataset"] == "points" and points is None)
+
+
+def run_control(action) -> None:
+    """on_click of a control: act before the page redraws, so the buttons show the new state."""
+    try:
+        if action() is False or (action is step_once and session.message):
+            st.session_state[P + "notice"] = session.message
+    except ValueError as err:           # e.g. a device this machine lacks
+        st.session_state[P + "notice"] = str(err)
+
+
+def step_once():
+    return session.step(STEP_CLICK)
+
+
+running = session.state == "running"
+c1, c2, c3, c4 = st.columns(4)
+c1.button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
+          disabled=running or not ready, on_click=run_control, args=(session.start,))
+c2.button("Pause", disabled=not running, width="stretch", on_click=run_control, args=(session.pause,))
+c3.button(f"Step +{STEP_CLICK}", disabled=running or not ready, width="stretch",
+          on_click=run_control, args=(step_once,))
+c4.button("Reset", width="stretch", on_click=run_control,
+          args=(lambda: session.reset(lambda: make_toy_trainer(replace(cfg), points)),))
+if P + "notice" in st.session_state:
+    st.warning(st.session_state.pop(P + "notice"))
+try:
+    if ready and session.state == "idle":
+        session.prepare()            # show the untrained critic at step 0
+except ValueError as err:
+    st.error(str(err))
+if not ready:
+    st.info("Upload a CSV file of x,y points in the sidebar to train on your own data.")
+
+t1, t2 = st.columns(2)
+arrows = t1.toggle("Arrows: where the critic pushes each generated point", key=P + "arrows")
+grad_map = t2.toggle("Gradient-norm map ‖∇f‖ (1 = white)", key=P + "grad_map")
+running = session.state == "running"
+
+
+# ----------------------------------------------------------------------------- live view
+@st.fragment(run_every=FRAME_S if running else None)
+def live_view() -> None:
+    snap, state = session.latest(), session.state
+    if running and state != "running":   # stopped by itself: redraw buttons and messages
+        st.rerun(scope="app")
+    if session.message:
+        (st.error if state == "error" else st.warning)(session.message)
+    if snap is None:
+        st.info("Press Start to train, or Step to go a few steps at a time.")
+        return
+    key = (id(snap), arrows, grad_map)
+    if st.session_state.get(P + "frame_key") != key:   # draw each snapshot once
+        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, legend=False,
+                                reuse=st.session_state.get(P + "fig"))   # update in place: ~2x faster
+        st.session_state[P + "fig"] = fig
+        st.session_state[P + "frame"], st.session_state[P + "frame_key"] = plots.figure_png(fig), key
+    left, right = st.columns([3, 2])
+    left.image(st.session_state[P + "frame"], width="stretch")
+    m = snap.metrics
+    right.metric("Generator step", f"{snap.step:,}")
+    right.metric("Exact W1 (generated vs real)", f"{m['w1_exact']:.3f}",
+                 help="POT's exact W1 between 256 generated and 256 real points.")
+    right.metric("Noise floor (real vs real)", f"{m['w1_floor']:.3f}",
+                 help="W1 between two real samples of the same size: W1 near this is as good as "
+                      "256 points can tell.")
+    if m.get("modes") is not None:
+        right.metric("Modes captured", f"{m['modes']} / {m['n_modes']}")
+        right.metric("High-quality samples", f"{100 * m['hq']:.0f}%",
+                     help="Generated points within 3 standard deviations of a mode centre.")
+    right.metric("‖∇f‖ on interpolates", f"{m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}",
+                 help="Where the gradient penalty looks: ~1 under WGAN-GP.")
+    right.caption(f"{state} · {session.run_seconds:.0f} s of training")
+
+
+@st.fragment(run_every=CHART_S if running else None)
+def charts() -> None:
+    snap = session.latest()
+    if snap is None or not snap.history:
+        return
+    log = session.metrics_log()
+    a, b = st.columns(2)
+    a.altair_chart(plots.distance_chart(snap.history, log), width="stretch", height=300)
+    b.altair_chart(plots.loss_chart(snap.history), width="stretch", height=300)
+    if any(r.get("modes") is not None for r in log):
+        st.altair_chart(plots.quality_chart(log), width="stretch", height=260)
+
+
+live_view()
+charts()
+
+
+# ----------------------------------------------------------------------------- downloads
+def gif_bytes() -> bytes:
+    """The frames the session kept (at most 60, evenly spread over the run) as an animation."""
+    fig, frames = None, []
+    for snap in session.frames():
+        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, size=4.0, dpi=80, reuse=fig)
+        frames.append(plots.figure_rgb(fig))
+    return plots.frames_to_gif(frames, fps=5)
+
+
+snap = session.latest()
+if snap is not None:
+    # Bytes made now, not deferred callables: Streamlit content-hashes them, so a rerun between drawing
+    # a button and clicking it cannot orphan the download. Only the slow GIF waits for a click.
+    with st.expander("Downloads"):
+        d1, d2, d3, d4, d5 = st.columns(5)
+        d1.download_button("Frame (PNG)", plots.figure_png(plots.field_frame(snap, arrows=arrows,
+                           grad_map=grad_map)), "gan2d_frame.png", "image/png", on_click="ignore")
+        d2.download_button("Metrics (CSV)", plots.history_table(snap.history, session.metrics_log())
+                           .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")
+        d3.download_button("Config (JSON)", json.dumps(asdict(cfg), indent=2), "gan2d_config.json",
+                           "application/json", on_click="ignore")
+        d4.download_button("Checkpoint", session.call(checkpoint_bytes), "gan2d_checkpoint.pt",
+                           "application/octet-stream", on_click="ignore")
+        if d5.button("Make GIF", help=f"An animation of the {len(session.frames())} frames kept so far."):
+            st.session_state[P + "gif"] = gif_bytes()
+        if P + "gif" in st.session_state:
+            d5.download_button("Training (GIF)", st.session_state[P + "gif"], "gan2d_training.gif",
+                               "image/gif", on_click="ignore")
+        st.caption(f"As of step {snap.step:,} (pause for the latest). The link in your address bar holds "
+                   "every setting, seed included: share it to reproduce this run. A checkpoint resumes it "
+                   "here or with `python -m explorer toy`.")

@@ -1,0 +1,203 @@
+"""Image GAN: train a small DCGAN (gan, wgan or wgan-gp) on Shapes, digits or your pictures, live."""
+from dataclasses import asdict, replace
+
+import numpy as np
+import streamlit as st
+
+from explorer.image_training import (ImageConfig, config_from_checkpoint, fixed_noise, generator_from_checkpoint,
+                                     image_snapshot, image_trainer_from_checkpoint, make_image_trainer,
+                                     sample_images)
+from explorer.images import image_grid
+from explorer.models import NORMS
+from explorer.plots import frames_to_gif, image_metrics_chart, loss_chart
+from explorer.session import Session
+from explorer.training import HOT_FIELDS, checkpoint_bytes, load_checkpoint
+from explorer.uploads import load_uploaded_images
+
+ss = st.session_state
+DATASET_NAMES = {"shapes": "Shapes (procedural, no download)", "mnist": "MNIST digits (downloads 10 MB once)",
+                 "fashion-mnist": "Fashion-MNIST (downloads 30 MB once)", "upload": "Your own pictures"}
+LOSS_NAMES = {"gan": "GAN (BCE)", "wgan": "WGAN (weight clipping)", "wgan-gp": "WGAN-GP (gradient penalty)"}
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading your pictures…")
+def decode_uploads(files: tuple[tuple[str, bytes], ...], size: int, channels: int):
+    try:
+        images, skipped = load_uploaded_images(list(files), size, channels)
+    except ValueError as err:
+        return None, [str(err)]
+    return images, skipped
+
+
+def stop_session(session: Session) -> None:
+    session.stop()
+
+
+@st.cache_resource(scope="session", on_release=stop_session, show_spinner=False)
+def get_session() -> Session:
+    """One training session per visitor; the factory is swapped on Reset."""
+    return Session(lambda: None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.5)
+
+
+# ----------------------------------------------------------------------------- controls
+st.title("Image GAN")
+st.caption("A DCGAN (4-2-1 convolutions, as in the lecture notes) learns to draw images from noise. "
+           "Compare the plain GAN, weight clipping and the gradient penalty; the grid shows the "
+           "generator's output for the same noise throughout, so you watch it learn.")
+
+with st.sidebar:
+    st.subheader("Data")
+    dataset = st.selectbox("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, key="img_dataset")
+    size = st.selectbox("Image size", [28, 32, 64], key="img_size",
+                        help="28x28 grey is fast on a CPU; 64x64 colour is the lecture notes' size.")
+    colour = st.toggle("Colour", value=size != 28, key="img_colour",
+                       disabled=dataset in ("mnist", "fashion-mnist"))
+    st.subheader("Loss")
+    loss = st.radio("Loss", list(LOSS_NAMES), format_func=LOSS_NAMES.get, index=2, key="img_loss")
+    lam = st.slider("λ (gradient-penalty weight)", 0.0, 50.0, 10.0, 0.5, key="img_lam", disabled=loss != "wgan-gp")
+    clip = st.select_slider("clip c (weight clipping)", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1], 0.01,
+                            key="img_clip", disabled=loss != "wgan")
+    n_critic = st.slider("Critic iterations per generator step", 1, 10, 1 if loss == "gan" else 5, key=f"img_nc_{loss}")
+    lr_g = st.select_slider("Generator learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], 2e-4, key="img_lr_g")
+    lr_c = st.select_slider("Critic learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], 2e-4, key="img_lr_c")
+    with st.expander("Networks and optimizer"):
+        beta1 = st.slider("Adam β1", 0.0, 0.95, 0.5, 0.05, key="img_beta1")
+        beta2 = st.select_slider("Adam β2", [0.9, 0.99, 0.999], 0.9, key="img_beta2")
+        batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], 64, key="img_batch")
+        latent = st.select_slider("Latent size", [16, 32, 64, 100, 128], 100, key="img_latent")
+        g_feat = st.select_slider("Generator feature maps", [8, 16, 32, 64], 32, key="img_gf")
+        c_feat = st.select_slider("Critic feature maps", [8, 16, 32, 64], 32, key="img_cf")
+        g_norm = st.selectbox("Generator norm", NORMS, key="img_gnorm")
+        c_norms = [n for n in NORMS if not (loss == "wgan-gp" and n == "batch")]
+        c_norm = st.selectbox("Critic norm", c_norms, key=f"img_cnorm_{loss}",
+                              help="No batch norm with a gradient penalty: it mixes the images of a batch.")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="img_seed")
+        device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="img_device")
+        amp = st.selectbox("Mixed precision (CUDA only)", ["off", "bf16", "fp16"], key="img_amp",
+                           help="A no-op on the CPU.")
+
+channels = 1 if (dataset in ("mnist", "fashion-mnist") or not colour) else 3
+cfg = ImageConfig(loss=loss, lam=lam, clip=clip, n_critic=n_critic, lr_g=lr_g, lr_c=lr_c, beta1=beta1,
+                  beta2=beta2, batch_size=batch, seed=int(seed), device=device, dataset=dataset,
+                  image_size=size, channels=channels, latent_dim=latent, g_features=g_feat,
+                  c_features=c_feat, g_norm=g_norm, c_norm=c_norm, amp=amp)
+
+uploads = None
+if dataset == "upload":
+    files = st.file_uploader("PNG/JPG pictures, or a zip of them", type=["png", "jpg", "jpeg", "zip"],
+                             accept_multiple_files=True, key="img_files")
+    if files:
+        uploads, skipped = decode_uploads(tuple((f.name, f.getvalue()) for f in files), size, channels)
+        if skipped:
+            with st.expander(f"{len(skipped)} file(s) skipped", expanded=uploads is None):
+                st.write("\n".join(f"- {s}" for s in skipped))
+    if uploads is None:
+        st.info("Upload a few pictures (or a zip) to train on them; they are resized and centre-cropped.")
+
+session = get_session()
+cold = {k: v for k, v in asdict(cfg).items() if k not in HOT_FIELDS}
+if ss.get("img_cold") != (cold, None if uploads is None else uploads.shape) and not ss.get("img_resumed"):
+    session.reset(lambda cfg=cfg, uploads=uploads: make_image_trainer(replace(cfg), uploads))
+    ss.img_cold = (cold, None if uploads is None else uploads.shape)
+session.update(**{k: getattr(cfg, k) for k in HOT_FIELDS})
+
+
+def guarded(action) -> None:
+    """Run a control; bad settings or a missing dataset become a message, never a traceback."""
+    try:
+        ok = action()
+        if ok is False and session.message:
+            st.warning(session.message)
+    except (ValueError, OSError) as err:
+        st.error(str(err))
+
+
+can_train = dataset != "upload" or uploads is not None
+cols = st.columns(5)
+if cols[0].button("Start", type="primary", disabled=not can_train, key="img_start"):
+    guarded(session.start)
+if cols[1].button("Pause", key="img_pause"):
+    session.pause("Paused.")
+if cols[2].button("Train 20 steps", disabled=not can_train, key="img_step",
+                  help="Step by hand while paused"):
+    guarded(lambda: session.step(20))
+if cols[3].button("Reset", key="img_reset"):
+    ss.img_resumed = False
+    ss.pop("img_cold", None)
+    session.reset()
+    st.rerun()
+
+
+# ----------------------------------------------------------------------------- live view
+@st.fragment(run_every=0.5 if session.state == "running" else None)
+def live_view() -> None:
+    snap = session.latest()
+    state = session.state
+    st.caption(f"State: **{state}**" + (f" — {session.message}" if session.message else ""))
+    if state == "error":
+        st.error(session.message)
+    if snap is None:
+        st.info("Press Start (or Train 20 steps) to begin.")
+        return
+    left, right = st.columns(2)
+    left.image(snap.fake_grid, caption=f"Generated, fixed noise — step {snap.step}", width="stretch")
+    right.image(snap.real_grid, caption="Real (held out)", width="stretch")
+    m = snap.metrics
+    c = st.columns(4)
+    c[0].metric("Sliced W (generated vs real)", f"{m['sliced_w']:.4f}",
+                help="POT's sliced Wasserstein-2 distance on pixels, 128 fixed random directions.")
+    c[1].metric("Sliced W floor (real vs real)", f"{m['sliced_w_floor']:.4f}")
+    c[2].metric("Diversity (generated)", f"{m['diversity']:.3f}", help="Mean pairwise RMS pixel distance; "
+                "falls towards 0 when the generator collapses.")
+    c[3].metric("Diversity (real)", f"{m['diversity_real']:.3f}")
+    st.altair_chart(loss_chart(snap.history), width="stretch")
+    st.altair_chart(image_metrics_chart(snap.metrics_log), width="stretch")
+    frames = [f.fake_grid for f in session.frames()]
+    if len(frames) > 1:
+        st.subheader("Evolution of the generator output")
+        strip = frames[:: max(1, len(frames) // 8)][:8]
+        st.image(strip, caption=[f"step {f.step}" for f in session.frames()][:: max(1, len(frames) // 8)][:8],
+                 width=120)
+    d = st.columns(3)
+    d[0].download_button("Samples (PNG)", _png(snap.fake_grid), "samples.png", "image/png", key="img_dl_png")
+    if len(frames) > 1:
+        d[1].download_button("Evolution (GIF)", lambda: frames_to_gif(frames, fps=6), "evolution.gif",
+                             "image/gif", key="img_dl_gif")
+    d[2].download_button("Checkpoint", lambda: session.call(checkpoint_bytes), "image_gan.pt",
+                         "application/octet-stream", key="img_dl_ckpt")
+
+
+live_view()
+
+# ----------------------------------------------------------------------------- checkpoints
+with st.expander("Resume or sample from a checkpoint"):
+    up = st.file_uploader("Checkpoint (.pt) saved by this page or `python -m explorer images --out`",
+                          type=["pt"], key="img_ckpt")
+    if up is not None:
+        try:
+            state = load_checkpoint(up.getvalue())
+            loaded = config_from_checkpoint(state)
+            st.caption(f"{LOSS_NAMES[loaded.loss]}, {loaded.dataset}, {loaded.image_size}x{loaded.image_size}, "
+                       f"step {state.get('step', '?')}")
+            a, b = st.columns(2)
+            if a.button("Sample from it", key="img_ckpt_sample"):
+                G = generator_from_checkpoint(state)
+                fakes = sample_images(G, fixed_noise(64, loaded.latent_dim, loaded.seed))
+                st.image(image_grid(fakes), caption="Samples from the uploaded generator")
+            if b.button("Resume training from it", key="img_ckpt_resume"):
+                trainer = image_trainer_from_checkpoint(state, uploads if loaded.dataset == "upload" else None)
+                session.reset(lambda: trainer)
+                session.prepare()
+                ss.img_resumed = True
+                st.success(f"Loaded at step {trainer.step_count}; press Start to continue.")
+        except (ValueError, OSError) as err:
+            st.error(f"Could not use this checkpoint: {err}")

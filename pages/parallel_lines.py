@@ -1,0 +1,203 @@
+"""Parallel lines (WGAN paper, Example 1): only W tells a generator which way to move."""
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer import lines as L
+
+ss = st.session_state
+P0_COLOUR, PT_COLOUR, W_COLOUR = "#4c78a8", "#f58518", "#54a24b"
+NAMES = {"tv": "TV", "kl": "KL(P0‖Pθ)", "js": "JS", "w": "W"}
+
+
+def show(value: float, digits: int = 4) -> str:
+    """Numbers as the page prints them: ∞ for an infinite KL, 'undefined' for nan."""
+    if math.isnan(value):
+        return "undefined"
+    return "∞" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring the curves (one exact EMD per θ)…")
+def curves(n: int, bin_width: float, paired: bool, base: float, seed: int) -> L.LinesCurves:
+    return L.lines_curves(L.LinesConfig(n=n, bin_width=bin_width, paired=paired, base=base, seed=seed))
+
+
+# ----------------------------------------------------------------------------- controls
+with st.sidebar:
+    n = st.slider("Points on each line", 20, 500, 200, 10, key="lines_n",
+                  help="Sample size of P0 and of Pθ. The curves solve one exact n × n EMD per θ.")
+    bin_width = st.slider("Histogram bin width h", 0.01, 1.0, 0.1, 0.01, key="lines_bin",
+                          help="Side of the square cells used for TV, KL and JS from samples.")
+    paired = st.checkbox("Same heights z on both lines", True, key="lines_paired",
+                         help="On: Pθ's points are P0's shifted by θ (the generator's view), so only θ "
+                              "differs. Off: independent heights, which adds sampling noise.")
+    unit = st.radio("Unit for KL and JS", ["nats", "bits"], horizontal=True, key="lines_unit")
+    seed = int(st.number_input("Seed", 0, 10_000, 0, key="lines_seed"))
+base = 2.0 if unit == "bits" else math.e
+
+st.title("Parallel lines: why W gives a gradient and JS does not")
+st.markdown(
+    "P0 is uniform on the segment {0} × [0, 1], Pθ on {θ} × [0, 1] (the WGAN paper's Example 1). "
+    "For every θ ≠ 0 the two lines are **disjoint**, so TV = 1, KL = ∞ and JS = log 2 however close "
+    "they are: no gradient tells θ to shrink. **W = |θ|** shrinks smoothly, with slope ±1.")
+theta = st.slider("θ (position of the moving line)", -1.0, 1.0, 0.5, 0.01, key="lines_theta")
+
+cfg = L.LinesConfig(theta=theta, n=n, bin_width=bin_width, paired=paired, base=base, seed=seed)
+try:
+    point = L.lines_point(cfg)
+    curve = curves(n, bin_width, paired, base, seed)
+except ValueError as err:  # the widgets keep inputs valid; this guards against a stale session
+    st.error(f"Cannot compute these settings: {err}")
+    st.stop()
+
+# ----------------------------------------------------------------------------- numbers at theta
+cols = st.columns(4)
+for col, key in zip(cols, ("tv", "kl", "js", "w")):
+    label = NAMES[key] + (f" [{unit}]" if key in ("kl", "js") else "")
+    col.metric(label, show(point.analytic[key]), help="Exact value for the two continuous lines.")
+    col.caption(f"measured: **{show(point.measured[key])}** · d/dθ: **{show(point.gradients[key], 0)}**")
+if theta != 0:
+    st.info("**KL = ∞**: Pθ puts all its mass where P0 has none (and vice versa), so log(p/q) divides by "
+            "zero. No chart can draw ∞: below, infinite values sit on the top edge, marked ▲.")
+st.caption("Measured W: exact EMD on the two point clouds (POT, Euclidean cost). Measured TV/KL/JS: "
+           f"2-D histogram with cells of side h = {bin_width:g}, columns starting at the left line; both "
+           f"lines share a column when |θ| < h, and the histograms then read 0. TV = ½ Σ|P − Q|; "
+           "JS = ½ KL(P‖M) + ½ KL(Q‖M) ≤ log 2 (some lecture notes drop the ½ or take the max over points).")
+
+# ----------------------------------------------------------------------------- the samples
+samples = pd.DataFrame({
+    "x": np.concatenate([point.p0[:, 0], point.pt[:, 0]]),
+    "y": np.concatenate([point.p0[:, 1], point.pt[:, 1]]),
+    "sample": ["P0"] * n + ["Pθ"] * n})
+left_edge = min(0.0, theta)
+edges = left_edge + bin_width * np.arange(-math.ceil(1.1 / bin_width), math.ceil(2.2 / bin_width) + 1)
+edges = pd.DataFrame({"x": edges[(edges >= -1.1) & (edges <= 1.1)]})
+colours = alt.Scale(domain=["P0", "Pθ"], range=[P0_COLOUR, PT_COLOUR])
+x_axis = alt.X("x:Q", scale=alt.Scale(domain=[-1.1, 1.1]), title="x")
+grid = alt.Chart(edges).mark_rule(color="#ddd").encode(x=x_axis)
+dots = alt.Chart(samples).mark_circle(size=18, opacity=0.7).encode(
+    x=x_axis, y=alt.Y("y:Q", scale=alt.Scale(domain=[0, 1]), title="z"),
+    color=alt.Color("sample:N", scale=colours, title=None), tooltip=["sample", "x", "y"])
+st.altair_chart((grid + dots).properties(height=260, title="Samples (grey: histogram column edges)"),
+                width="stretch")
+
+
+# ----------------------------------------------------------------------------- curves against theta
+def curve_frame(key: str) -> tuple[pd.DataFrame, float]:
+    """Long table of the analytic and measured curve of one distance; ∞ drawn at a ceiling."""
+    finite = [v for v in (*curve.analytic[key], *curve.measured[key]) if math.isfinite(v)]
+    top = max(1.0, max(finite, default=1.0)) * 1.15
+    rows = []
+    for source, values in (("exact", curve.analytic[key]), ("from samples", curve.measured[key])):
+        for t, v in zip(curve.thetas, values):
+            # TV, KL and JS jump at 0: draw each side separately so no line bridges the jump
+            side = "all" if key == "w" else ("zero" if t == 0 else ("left" if t < 0 else "right"))
+            rows.append({"θ": t, "value": min(v, top), "shown": show(v), "source": source,
+                         "infinite": bool(math.isinf(v)), "side": side})
+    return pd.DataFrame(rows), top
+
+
+def curve_chart(key: str) -> alt.LayerChart:
+    frame, top = curve_frame(key)
+    unit_text = f" [{unit}]" if key in ("kl", "js") else ""
+    y = alt.Y("value:Q", scale=alt.Scale(domain=[0, top]), title=NAMES[key] + unit_text)
+    x = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
+    tip = ["θ", "shown", "source"]
+    exact = frame[frame.source == "exact"]
+    line = alt.Chart(exact[exact.side != "zero"]).mark_line(color="#333").encode(x=x, y=y, detail="side", tooltip=tip)
+    dot0 = alt.Chart(exact[exact["θ"] == 0]).mark_point(color="#333", filled=True, size=40).encode(x=x, y=y, tooltip=tip)
+    measured = alt.Chart(frame[frame.source == "from samples"]).mark_point(size=30, opacity=0.8).encode(
+        x=x, y=y, tooltip=tip, color=alt.value(W_COLOUR if key == "w" else PT_COLOUR),
+        shape=alt.Shape("infinite:N", scale=alt.Scale(domain=[False, True], range=["circle", "triangle-up"]),
+                        legend=None))
+    now = alt.Chart(pd.DataFrame({"θ": [theta]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x=x)
+    chart = now + measured + line + dot0
+    if frame["infinite"].any():  # say in the chart itself that the top edge stands for ∞
+        label = pd.DataFrame({"θ": [-0.98], "value": [top * 0.84], "text": ["▲ and the top line: ∞"]})
+        chart += alt.Chart(label).mark_text(align="left", color="#666").encode(x=x, y=y, text="text")
+    return chart.properties(height=220, title=NAMES[key])
+
+
+st.subheader("The four distances against θ")
+st.caption("Black: exact. Dots: measured from the samples (same seed at every θ). ▲: infinite, drawn at the top.")
+for col, key in zip([*st.columns(2), *st.columns(2)], ("tv", "kl", "js", "w")):
+    col.altair_chart(curve_chart(key), width="stretch")
+
+# ----------------------------------------------------------------------------- the gradient story
+st.subheader("The gradient a generator would get: d/dθ")
+# TV and JS have the same derivative (0): one series, so neither line hides the other
+rows = [{"θ": t, "d/dθ": curve.gradients[k][i], "distance": name, "side": "left" if t < 0 else "right"}
+        for k, name in (("tv", "TV and JS"), ("w", "W")) for i, t in enumerate(curve.thetas) if t != 0]
+grad = pd.DataFrame(rows)
+slope = pd.DataFrame({"θ": curve.thetas, "d/dθ": curve.w_slope})
+gx = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
+gy = alt.Y("d/dθ:Q", scale=alt.Scale(domain=[-1.2, 1.2]))
+glines = alt.Chart(grad).mark_line(strokeWidth=2).encode(
+    x=gx, y=gy, detail="side", color=alt.Color("distance:N", legend=alt.Legend(orient="bottom", title=None),
+                                               scale=alt.Scale(domain=["TV and JS", "W"], range=["#e45756", W_COLOUR])))
+gdots = alt.Chart(slope).mark_point(color=W_COLOUR, size=20).encode(x=gx, y=gy, tooltip=["θ", "d/dθ"])
+left, right = st.columns([3, 2])
+left.altair_chart((glines + gdots).properties(height=220), width="stretch")
+right.markdown(
+    "- **TV, JS**: flat (d/dθ = 0) on both sides of 0 and a jump at 0: a generator at θ ≠ 0 learns nothing.\n"
+    "- **KL**: ∞ for every θ ≠ 0, so it has no derivative at all (∞ − ∞ is undefined).\n"
+    "- **W = |θ|**: d/dθ = sign(θ) = ±1 everywhere but 0, always pointing back to the true line. "
+    "Dots: finite differences of the W measured from samples.")
+
+
+# ----------------------------------------------------------------------------- the clipped critic
+@st.fragment
+def critic_section() -> None:
+    st.subheader("Estimating W with a weight-clipped critic")
+    st.markdown(
+        "A small critic f (2 → 10 sigmoid units → 1 score per point) maximizes "
+        "E f(x ~ P0) − E f(x ~ Pθ) with RMSProp, every weight clipped to [−c, c] after each step. "
+        "Clipping makes f Lipschitz with an unknown constant, so the critic measures **κ·W = κ·|θ|**, "
+        "not W itself: κ is fitted by least squares over the θs below.")
+    a, b, c3 = st.columns(3)
+    clip = a.select_slider("Clip c", [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], 0.5, key="lines_clip")
+    iterations = b.number_input("Iterations per θ", 5, 2000, 100, 5, key="lines_iters")
+    lr = c3.select_slider("Learning rate", [1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2], 5e-3, key="lines_lr",
+                          format_func=lambda v: f"{v:g}")
+    critic_cfg = L.CriticConfig(clip=float(clip), iterations=int(iterations), lr=float(lr), seed=seed)
+    if st.button("Estimate κ·|θ|", type="primary", key="lines_run"):
+        bar = st.progress(0.0, text="Training the first critic…")
+        try:
+            for progress in L.critic_estimates(critic_cfg, chunk=25):
+                bar.progress(progress.done / progress.total,
+                             text=f"Critic {len(progress.thetas) + (not progress.finished)} of "
+                                  f"{len(critic_cfg.thetas)} · {progress.done}/{progress.total} steps")
+            ss.lines_critic = (critic_cfg, progress)
+        except ValueError as err:
+            st.error(f"Cannot run the critic: {err}")
+        bar.empty()
+    if "lines_critic" not in ss:
+        st.caption(f"Runs {len(critic_cfg.thetas)} critics × {iterations} steps; a few seconds on a laptop CPU.")
+        return
+    done_cfg, result = ss.lines_critic
+    if done_cfg != critic_cfg:
+        st.caption("The settings changed since this run: press the button to run again.")
+    bound = L.kappa_bound(done_cfg.hidden, done_cfg.clip)
+    m1, m2 = st.columns(2)
+    m1.metric("Fitted κ", f"{result.kappa:.4f}")
+    m2.metric("Largest κ this clip allows", f"{bound:.4f}",
+              help="With |weights| ≤ c and sigmoid' ≤ ¼, the critic's slope along x is at most (hidden units)·c²/4.")
+    fit = pd.DataFrame({"θ": curve.thetas, "κ·|θ| (fit)": result.kappa * np.abs(curve.thetas),
+                        "W = |θ| (exact)": np.abs(curve.thetas)}).melt("θ", var_name="curve", value_name="value")
+    est = pd.DataFrame({"θ": result.thetas, "value": result.estimates})
+    kx = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
+    klines = alt.Chart(fit).mark_line().encode(
+        x=kx, y=alt.Y("value:Q", title="E f(P0) − E f(Pθ)"),
+        color=alt.Color("curve:N", scale=alt.Scale(domain=["κ·|θ| (fit)", "W = |θ| (exact)"], range=[PT_COLOUR, "#333"]),
+                        legend=alt.Legend(orient="bottom", title=None)))
+    kdots = alt.Chart(est).mark_point(filled=True, size=50, color=PT_COLOUR).encode(x=kx, y="value:Q",
+                                                                                    tooltip=["θ", "value"])
+    st.altair_chart((klines + kdots).properties(height=260), width="stretch")
+    st.caption("Dots: each critic's estimate on fresh samples. The critic sees the gap for any θ ≠ 0 and "
+               "its estimate grows with |θ|: the smooth signal a WGAN generator follows.")
+
+
+critic_section()

@@ -1,0 +1,15 @@
+"""Router of the explorer: `streamlit run streamlit_app.py` opens every page from here."""
+import streamlit as st
+
+st.set_page_config(page_title="Distance & GAN explorer", page_icon=":material/straighten:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/histograms.py", title="Histograms", icon=":material/bar_chart:"),
+    st.Page("pages/parallel_lines.py", title="Parallel lines", icon=":material/stacked_line_chart:"),
+    st.Page("pages/gan_2d.py", title="2-D GAN", icon=":material/scatter_plot:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/image_gan.py", title="Image GAN", icon=":material/image:"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,108 @@
+"""The Compare page under AppTest: loads, switches preset and mode, steps, shows panels; no thread left."""
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "compare.py")
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    # tiny sizes so every step is fast
+    at.select_slider(key="cmp_width").set_value(16)
+    at.slider(key="cmp_depth").set_value(1)
+    at.select_slider(key="cmp_batch").set_value(32)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _stop(at: AppTest) -> None:
+    session = at.session_state["cmp_session"]
+    session.stop()
+    assert session.thread is None or not session.thread.is_alive()
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label.startswith(label))
+
+
+def test_side_by_side_preset_step_and_panels():
+    at = _app()
+    try:
+        assert "Compare runs side by side" in at.title[0].value
+        at.selectbox(key="cmp_preset").set_value("lambda 0.1 vs 1 vs 10")
+        at.run()
+        _button(at, "Step").click()
+        at.run()
+        assert not at.exception, at.exception
+        snap = at.session_state["cmp_session"].latest()
+        assert snap.step == 10 and len(snap.panels) == 3
+        assert [p.step for p in snap.panels] == [10, 10, 10]
+        text = " ".join(m.value for m in at.markdown)
+        assert "λ = 0.1" in text and "λ = 10" in text and "exact W1" in text
+        assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
+    finally:
+        _stop(at)
+
+
+def test_start_pause_runs_in_lockstep():
+    at = _app()
+    try:
+        _button(at, "Start").click()
+        at.run()
+        session = at.session_state["cmp_session"]
+        assert session.state == "running"
+        deadline = time.monotonic() + 30
+        while session.latest().step == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _button(at, "Pause").click()
+        at.run()
+        assert not at.exception, at.exception
+        runs = session.call(lambda r: r)
+        assert len({t.step_count for t in runs.trainers}) == 1 and runs.step_count > 0
+    finally:
+        _stop(at)
+
+
+def test_critic_only_and_grid_modes():
+    at = _app()
+    try:
+        at.radio(key="cmp_mode").set_value("Critic only (WGAN-GP Figure 1)")
+        at.run()
+        _button(at, "Step").click()
+        at.run()
+        assert not at.exception, at.exception
+        snap = at.session_state["cmp_session"].latest()
+        assert len(snap.panels) == 6 and snap.step == 10
+        at.radio(key="cmp_mode").set_value("Grid")
+        at.run()
+        at.text_input(key="cmp_va").set_value("0.1, 10")
+        at.run()
+        _button(at, "Step").click()
+        at.run()
+        assert not at.exception, at.exception
+        snap = at.session_state["cmp_session"].latest()
+        assert len(snap.panels) == 4 and snap.step == 10
+        assert len(at.dataframe) == 1
+    finally:
+        _stop(at)
+
+
+def test_bad_grid_values_give_a_message_not_a_traceback():
+    at = _app()
+    try:
+        at.radio(key="cmp_mode").set_value("Grid")
+        at.run()
+        at.text_input(key="cmp_va").set_value("0.1, oops")
+        at.run()
+        assert not at.exception
+        assert any("oops" in e.value for e in at.error)
+        at.text_input(key="cmp_va").set_value(", ".join(str(v) for v in range(1, 10)))
+        at.run()
+        assert any("at most 16" in e.value for e in at.error)
+    finally:
+        _stop(at)

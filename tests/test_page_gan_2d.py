@@ -1,0 +1,149 @@
+"""The 2-D GAN page driven by AppTest: start, hot changes, pause, URL settings, uploads, limits.
+
+Fragments with run_every do not tick inside AppTest: each test clicks, waits briefly for the
+background thread, and calls at.run() again to see the new state. A tiny model keeps it quick.
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import session as session_mod
+from explorer.training import ToyConfig, checkpoint_bytes, make_toy_trainer
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")
+TINY = {"width": "32", "depth": "1", "batch_size": "64", "n_critic": "1"}
+
+
+@pytest.fixture
+def app():
+    apps = []
+
+    def _app(**params) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        for k, v in {**TINY, **params}.items():
+            at.query_params[k] = v
+        apps.append(at)
+        return at.run()
+
+    yield _app
+    for at in apps:
+        s = at.session_state["g2_session"] if "g2_session" in at.session_state else None
+        if s is not None:
+            s.stop()
+            assert s.thread is None or not s.thread.is_alive()
+    assert session_mod.running_count() == 0
+
+
+def session_of(at):
+    return at.session_state["g2_session"]
+
+
+def wait_steps(s, more_than: int, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and (s.latest() is None or s.latest().step <= more_than):
+        time.sleep(0.05)
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_start_change_lambda_pause(app):
+    at = app()
+    assert not at.exception
+    s = session_of(at)
+    assert s.state == "idle" and metric(at, "Generator step") == "0"   # step-0 critic drawn
+    assert at.image                                                    # the frame is shown
+    at.button[0].click().run()
+    assert s.state == "running" and not at.exception
+    wait_steps(s, 0)
+    at.run()
+    assert int(metric(at, "Generator step").replace(",", "")) > 0
+    at.slider(key="g2_lam").set_value(3.0).run()                      # hot change, same run
+    assert s.state == "running"
+    assert s.call(lambda t: t.cfg.lam) == 3.0
+    [b for b in at.button if b.label == "Pause"][0].click().run()
+    assert s.state == "paused" and not s.message
+    frozen = s.latest().step
+    time.sleep(0.3)
+    assert s.latest().step == frozen
+    assert [b for b in at.button if b.label == "Resume"]
+    assert at.query_params["lam"] in ("3", ["3"])                            # the link carries the change
+
+
+def test_step_button_and_reset_on_architecture_change(app):
+    at = app()
+    s = session_of(at)
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    assert s.latest().step == 10 and s.state == "idle"
+    assert metric(at, "Generator step") == "10"
+    at.select_slider(key="g2_width").set_value(64).run()              # cold change: a new run
+    assert s.latest().step == 0 and s.call(lambda t: t.cfg.width) == 64
+
+
+def test_garbage_query_params_fall_back_with_a_warning(app):
+    at = app(lam="abc", width="7", loss="nope", seed="-5", lr_g="1e-300", n_critic="1e99")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    for bad in ("lam", "width", "loss", "seed", "lr_g", "n_critic"):
+        assert bad in text
+    default = ToyConfig()
+    assert at.session_state["g2_lam"] == default.lam and at.session_state["g2_loss"] == default.loss
+    assert at.session_state["g2_width"] == default.width
+
+
+def test_url_settings_are_used(app):
+    at = app(loss="wgan", clip="0.03", seed="42", lr_c="0.0003")
+    assert not at.warning
+    s = session_of(at)
+    cfg = s.call(lambda t: t.cfg)
+    assert (cfg.loss, cfg.clip, cfg.seed, cfg.lr_c, cfg.width) == ("wgan", 0.03, 42, 3e-4, 32)
+
+
+def test_points_csv_upload(app):
+    at = app(dataset="points")
+    assert not at.exception and session_of(at).latest() is None
+    assert [b for b in at.button if b.label == "Start"][0].disabled
+    at.file_uploader(key="g2_points_file").set_value(("bad.csv", b"x,y\n1,2\nfoo,bar\n", "text/csv")).run()
+    assert not at.exception and "Line 3" in at.error[0].value
+    rows = "\n".join(f"{np.cos(a):.3f},{np.sin(a):.3f}" for a in np.linspace(0, 6, 50))
+    at.file_uploader(key="g2_points_file").set_value(("ring.csv", rows.encode(), "text/csv")).run()
+    assert not at.exception and not at.error
+    s = session_of(at)
+    assert s.latest() is not None and s.latest().real.shape[1] == 2
+
+
+def test_checkpoint_upload(app):
+    at = app()
+    s = session_of(at)
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    at.file_uploader(key="g2_ckpt").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream")).run()
+    assert not at.exception
+    assert "Could not resume" in at.error[0].value and s.latest().step == 10     # nothing lost
+    trainer = make_toy_trainer(ToyConfig(width=32, depth=1, batch_size=64, n_critic=1, seed=5))
+    trainer.step(7)
+    at.file_uploader(key="g2_ckpt").set_value(("run.pt", checkpoint_bytes(trainer), "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    assert s.latest().step == 7 and at.session_state["g2_seed"] == 5
+    at.run()                                   # the widgets now match the file: no reset
+    assert s.latest().step == 7
+
+
+def test_over_the_cap_is_told_politely(app):
+    old = session_mod.max_runs()
+    session_mod.set_max_runs(1)
+    other = session_mod.Session(lambda: make_toy_trainer(ToyConfig(width=8, depth=1, batch_size=8)),
+                                lambda t: None)          # another visitor holds the only slot
+    try:
+        assert other.start()
+        at = app()
+        at.button[0].click().run()
+        assert not at.exception
+        assert session_of(at).state == "idle"
+        assert any("limit" in w.value and "try again" in w.value for w in at.warning)
+    finally:
+        other.stop()
+        session_mod.set_max_runs(old)

@@ -1,0 +1,155 @@
+"""Frames, PNG, GIF and charts from snapshots: sizes, colours where they must be, bad input refused."""
+import io
+import threading
+import types
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+from PIL import Image
+
+from explorer import plots
+
+
+def synthetic_snapshot(step=7, lim=3.0, grid=64, n=64, seed=0):
+    """A critic f(x, y) = x (so grad f = (1, 0) everywhere, norm 1) and two point clouds."""
+    rng = np.random.default_rng(seed)
+    axis = np.linspace(-lim, lim, grid)
+    xx, yy = np.meshgrid(axis, axis)            # rows = y, like critic_field's axis 0
+    fake = rng.normal(size=(n, 2))
+    return types.SimpleNamespace(
+        step=step, lim=lim, field=xx.copy(), grad_norm_field=np.ones((grid, grid)),
+        real=rng.normal(size=(n, 2)) + 1.0, fake=fake, push=np.tile([1.0, 0.0], (n, 1)),
+        history=[{"step": i + 1, "loss_c": -i / 10, "loss_g": i / 20, "w_est": 1 / (i + 1), "gp": 0.1}
+                 for i in range(1000)],
+        metrics={"w1_exact": 0.5, "w1_floor": 0.1, "modes": 6, "n_modes": 8, "hq": 0.7, "w_est": 0.4})
+
+
+def test_field_frame_is_the_lecture_picture():
+    snap = synthetic_snapshot()
+    fig = plots.field_frame(snap)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (-3.0, 3.0) and ax.get_ylim() == (-3.0, 3.0)
+    real, fake = (next(c for c in ax.collections if c.get_label() == name) for name in ("real", "generated"))
+    assert np.allclose(real.get_offsets(), snap.real) and np.allclose(fake.get_offsets(), snap.fake)
+    assert np.allclose(real.get_facecolor()[0], to_rgba("orange"))
+    assert np.allclose(fake.get_facecolor()[0], to_rgba("green"))
+    image = ax.images[0]
+    assert image.origin == "lower" and tuple(image.get_extent()) == (-3, 3, -3, 3)
+    assert ax.get_title() == "step 7"
+    # The critic f = x grows to the right: the image's right column holds the largest values.
+    data = image.get_array()
+    assert data[:, -1].min() > data[:, 0].max()
+
+
+def test_shared_colour_range_and_grad_map_centred_on_one():
+    snap = synthetic_snapshot()
+    fig = plots.field_frame(snap, vmin=-10, vmax=10)
+    assert fig.axes[0].images[0].get_clim() == (-10, 10)
+    fig = plots.field_frame(snap, grad_map=True)
+    norm = fig.axes[0].images[0].norm
+    assert norm.vcenter == 1.0 and norm.vmin == 0.0 and norm.vmax >= 2.0
+    assert plots.field_range(snap, synthetic_snapshot(lim=5.0)) == (-5.0, 5.0)
+
+
+def test_arrows_point_along_the_gradient():
+    snap = synthetic_snapshot()
+    fig = plots.field_frame(snap, arrows=True)
+    quiver = [c for c in fig.axes[0].collections if c.__class__.__name__ == "Quiver"][0]
+    assert np.all(quiver.U > 0) and np.allclose(quiver.V, 0)     # grad of f = x is +x everywhere
+
+
+def test_reused_figure_draws_the_same_pixels():
+    first, second = synthetic_snapshot(step=1, seed=1), synthetic_snapshot(step=2, seed=2)
+    second.field = -second.field
+    fig = plots.field_frame(first, arrows=True)
+    again = plots.field_frame(second, arrows=True, reuse=fig)
+    assert again is fig                                           # updated in place
+    fresh = plots.field_frame(second, arrows=True)
+    assert np.array_equal(plots.figure_rgb(again), plots.figure_rgb(fresh))
+    other = plots.field_frame(second, grad_map=True, reuse=fig)  # another layout: a new figure
+    assert other is not fig and other.axes[0].images[0].norm.vcenter == 1.0
+
+
+def test_constant_or_nan_field_still_draws():
+    snap = synthetic_snapshot()
+    snap.field = np.zeros_like(snap.field)                        # no contour levels to draw
+    assert plots.figure_png(plots.field_frame(snap)).startswith(b"\x89PNG")
+    snap.field[:5] = np.nan
+    assert plots.figure_png(plots.field_frame(snap, grad_map=True, arrows=True)).startswith(b"\x89PNG")
+
+
+def test_png_and_rgb_have_the_figure_size():
+    fig = plots.field_frame(synthetic_snapshot(), size=4.0, dpi=50)
+    width, height = (fig.get_size_inches() * 50).round().astype(int)
+    png = Image.open(io.BytesIO(plots.figure_png(fig)))
+    assert png.size == (width, height)
+    rgb = plots.figure_rgb(fig)
+    assert rgb.shape == (height, width, 3) and rgb.dtype == np.uint8
+
+
+def test_frames_to_gif_round_trip():
+    frames = [np.full((20, 30, 3), v, dtype=np.uint8) for v in (0, 120, 250)]
+    gif = Image.open(io.BytesIO(plots.frames_to_gif(frames, fps=4)))
+    assert gif.format == "GIF" and gif.size == (30, 20) and gif.n_frames == 3
+    assert gif.info["duration"] == 250 and gif.info["loop"] == 0
+    gif.seek(1)
+    assert abs(np.asarray(gif.convert("RGB")).astype(int).mean() - 120) < 3
+
+
+@pytest.mark.parametrize("frames, fps, match", [
+    ([], 5, "at least one"),
+    ([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)], 5, "one size"),
+    ([np.zeros((4, 4), np.uint8)], 5, "uint8"),
+    ([np.zeros((4, 4, 3), np.uint8)], 0, "fps"),
+])
+def test_frames_to_gif_refuses_bad_input(frames, fps, match):
+    with pytest.raises(ValueError, match=match):
+        plots.frames_to_gif(frames, fps)
+
+
+def test_frames_from_threads_do_not_mix():
+    """Two threads drawing at once (Figure API, no pyplot state) get their own pictures."""
+    results = {}
+
+    def draw(key, lim):
+        results[key] = plots.figure_rgb(plots.field_frame(synthetic_snapshot(lim=lim), title=key))
+
+    threads = [threading.Thread(target=draw, args=(k, lim)) for k, lim in (("a", 3.0), ("b", 5.0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    alone = plots.figure_rgb(plots.field_frame(synthetic_snapshot(lim=3.0), title="a"))
+    assert np.array_equal(results["a"], alone)
+
+
+def test_binned_averages_into_bins():
+    s, v = plots.binned(range(1000), [i % 2 for i in range(1000)], max_points=100)
+    assert len(s) == 100 and np.allclose(v, 0.5)
+    s, v = plots.binned([1, 2, 3], [1.0, float("nan"), 3.0])
+    assert list(s) == [1, 3] and list(v) == [1.0, 3.0]
+
+
+def test_charts_carry_the_records():
+    snap = synthetic_snapshot()
+    log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
+    loss = plots.loss_chart(snap.history).to_dict()
+    names = {row["series"] for row in next(iter(loss["datasets"].values()))}
+    assert names == {"critic loss", "generator loss"}
+    dist = plots.distance_chart(snap.history, log).to_dict()
+    rows = next(iter(dist["datasets"].values()))
+    assert {r["value"] for r in rows if r["series"].startswith("exact W1")} == {0.5}
+    qual = plots.quality_chart(log).to_dict()
+    rows = next(iter(qual["datasets"].values()))
+    assert {r["value"] for r in rows if r["series"].startswith("modes")} == {75.0}
+    assert {round(r["value"], 9) for r in rows if r["series"].startswith("high")} == {70.0}
+    assert plots.loss_chart([]).to_dict()   # empty history: an empty chart, no error
+
+
+def test_history_table_joins_metrics():
+    snap = synthetic_snapshot()
+    table = plots.history_table(snap.history[:10], [{"step": 5, **snap.metrics}])
+    assert len(table) == 10 and table.loc[table.step == 5, "w1_exact"].item() == 0.5
+    assert table["w1_exact"].isna().sum() == 9
+    assert "loss_c" in table.columns and table["w_est"].notna().all()   # history's w_est wins
