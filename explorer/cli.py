@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, run, dataset in (("toy", _toy, "8gaussians"), ("images", _images, "shapes")):
         t = sub.add_parser(name, help=f"train a {'2-D' if name == 'toy' else 'small image'} GAN headless")
-        t.add_argument("--loss", choices=["gan", "wgan", "wgan-gp"], default="wgan-gp")
+        t.add_argument("--loss", choices=["gan", "wgan", "wgan-gp"], default=None,
+                       help="default: wgan-gp for toy, gan for images (fast enough on a CPU)")
         t.add_argument("--dataset", default=dataset)
         t.add_argument("--steps", type=_positive_int, default=1000, help="generator steps")
         t.add_argument("--lam", type=_nonneg_float, default=None, help="gradient-penalty weight lambda")

@@ -340,7 +340,7 @@ def scaled_panels(panels: list[ToySnapshot], mode: str = SCALES[0]) -> list[tupl
 
 
 def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
-    """Exact W1 over steps, one line per run (dashed: each run's noise floor)."""
+    """Exact W1 over steps, one line per run; dashed: its noise floor (said in the title, not a legend)."""
     rows = []
     for rec in metrics_log:
         for i, label in enumerate(labels):
@@ -350,10 +350,12 @@ def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
                     rows.append({"step": rec["step"], "W1": values[i], "run": label, "kind": kind})
     df = pd.DataFrame(rows, columns=["step", "W1", "run", "kind"])
     return alt.Chart(df).mark_line(point=len(df) < 60).encode(
-        x=alt.X("step:Q", title="generator step"), y=alt.Y("W1:Q", title="exact W1 (generated vs real)"),
-        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
-        strokeDash=alt.StrokeDash("kind:N", title=None),
-        tooltip=["run:N", "kind:N", "step:Q", alt.Tooltip("W1:Q", format=".4f")]).properties(height=240)
+        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d")), y=alt.Y("W1:Q", title="exact W1"),
+        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(
+            orient="bottom", columns=1, labelLimit=400, symbolType="stroke", symbolStrokeWidth=2)),
+        strokeDash=alt.StrokeDash("kind:N", legend=None, sort=["exact W1", "noise floor"]),
+        tooltip=["run:N", "kind:N", "step:Q", alt.Tooltip("W1:Q", format=".4f")]).properties(
+        height=240, autosize="fit-x", title="Exact W1, generated vs real (dashed: real vs real floor)")
 
 
 def panel_rgb(panel: ToySnapshot, vmin, vmax, title: str, size: float = 3.2) -> np.ndarray:

@@ -29,17 +29,19 @@ def sweep(records: list[dict], k_now: int, unit: str, emd_title: str) -> tuple[a
     long = df.melt(id_vars="k", value_vars=["tv", "js", "js_distance"], var_name="distance", value_name="value")
     long["distance"] = long["distance"].map({"tv": "TV", "js": f"JS ({unit})", "js_distance": "JS distance"})
     now = alt.Chart(pd.DataFrame({"k": [k_now]})).mark_rule(color="grey", strokeDash=[4, 3]).encode(x="k:Q")
-    bounded = alt.Chart(long, title="TV and JS saturate", height=260).mark_line(point=len(df) <= 60).encode(
+    bounded = alt.Chart(long, title="TV and JS saturate", height=200).mark_line(point=len(df) <= 60).encode(
         x=alt.X("k:Q", title="shift of Q (bins)"), y=alt.Y("value:Q", title=f"value ({unit} for JS)"),
         color=alt.Color("distance:N", legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["k:Q", "distance:N", alt.Tooltip("value:Q", format=".4f")],
     )
-    emd = alt.Chart(df, title="EMD keeps growing", height=260).mark_line(
+    emd = alt.Chart(df, title="EMD keeps growing", height=200).mark_line(
         color="#54a24b", point=len(df) <= 60).encode(
         x=alt.X("k:Q", title="shift of Q (bins)"), y=alt.Y("emd:Q", title=emd_title),
         tooltip=["k:Q", alt.Tooltip("emd:Q", format=".4f")],
     )
-    return bounded + now, emd + now
+    # fit-x: the legend goes below the 200 px of plot instead of into them (Streamlit's default fits both).
+    fit = alt.AutoSizeParams(type="fit-x", contains="padding")
+    return (bounded + now).properties(autosize=fit), (emd + now).properties(autosize=fit)
 
 
 def flow_bands(p: np.ndarray, q: np.ndarray, positions: np.ndarray, flows: list[dict]) -> alt.LayerChart:
@@ -80,7 +82,8 @@ def plan_heatmap(blocks: np.ndarray, block: int, start: float) -> alt.Chart:
     return alt.Chart(df, height=320, title="Optimal flow matrix F (P's bin -> Q's bin)").mark_rect().encode(
         x=alt.X("to:Q", title="to bin (Q)", scale=alt.Scale(nice=False)), x2="to2:Q",
         y=alt.Y("from:Q", title="from bin (P)", scale=alt.Scale(nice=False, reverse=True)), y2="from2:Q",
-        color=alt.Color("mass:Q", scale=alt.Scale(scheme="greens"), title="mass"),
+        color=alt.Color("mass:Q", scale=alt.Scale(scheme="greens", domainMin=0), title="mass",
+                        legend=alt.Legend(format=".2~g")),
         tooltip=[alt.Tooltip("from_bin:Q", title="from bin"), alt.Tooltip("to_bin:Q", title="to bin"),
                  alt.Tooltip("mass:Q", format=".4f")],
     )

@@ -214,6 +214,20 @@ def aggregate_plan(plan: np.ndarray, max_cells: int = 100) -> tuple[np.ndarray, 
     return padded.reshape(rows, size, cols, size).sum(axis=(1, 3)), size
 
 
+NEGLIGIBLE = 1e-9   # flows below this share of the total mass are not drawn (Gaussian-tail dust)
+
+
+def visible_plan(plan: np.ndarray, negligible: float = NEGLIGIBLE) -> tuple[np.ndarray, int]:
+    """The plan with every flow F_ij < negligible * sum(F) set to 0, and how many flows that hid.
+
+    An exact solver also moves the 1e-20 tails of two Gaussians, often the whole way across the
+    axis; drawn at full length such a flow looks as important as the bulk. Numbers use the full plan.
+    """
+    plan = np.asarray(plan, dtype=float)
+    tiny = (plan > 0) & (plan < negligible * plan.sum())
+    return np.where(tiny, 0.0, plan), int(np.count_nonzero(tiny))
+
+
 def largest_flows(plan: np.ndarray, positions: np.ndarray, limit: int = 150) -> list[dict]:
     """The `limit` largest flows (from, to, mass), for drawing bands between P's and Q's bars."""
     i, j = np.nonzero(plan)

@@ -4,7 +4,7 @@ Toy part (2-D points) first; the image section is appended at the end by the ima
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import ot
@@ -14,6 +14,10 @@ from torch import nn
 from explorer.losses import interpolates
 
 NUM_ITER_MAX = 10_000_000  # network-simplex iterations for exact OT (POT's 100k default can stop early)
+# Lattice points per critic forward/backward. A 128x128 lattice in one batch makes ~24 MB of short-lived
+# activations per snapshot; the small arrays kept between snapshots then pin that freed heap, and RSS
+# grew by ~1 GB per run. Chunks keep every temporary small (and cost no measurable speed).
+FIELD_CHUNK = 2048
 
 
 def _as_points(x, name: str) -> np.ndarray:
@@ -80,14 +84,23 @@ def _values_and_grads(critic: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
     return out.detach(), grad
 
 
+def _lattice_field(critic: nn.Module, lattice: torch.Tensor, grid: int,
+                   chunk: int = FIELD_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """f and ||grad f|| at the grid * grid lattice points, as two float32 (grid, grid) arrays."""
+    vals, norms = np.empty(len(lattice), np.float32), np.empty(len(lattice), np.float32)
+    for i in range(0, len(lattice), chunk):
+        v, g = _values_and_grads(critic, lattice[i:i + chunk])
+        vals[i:i + chunk], norms[i:i + chunk] = v.cpu().numpy(), g.norm(dim=1).cpu().numpy()
+    return vals.reshape(grid, grid), norms.reshape(grid, grid)
+
+
 def critic_field(critic: nn.Module, lim: float = 3.0, grid: int = 128, device=None) -> tuple[np.ndarray, np.ndarray]:
     """Critic values and ||grad f|| on a grid x grid lattice over [-lim, lim]^2 (axis 0 = y).
 
-    One batched forward and one backward for all grid * grid points.
+    Forward and backward in chunks of FIELD_CHUNK points, so no large temporaries are made.
     """
     device = device or next(critic.parameters()).device
-    vals, grads = _values_and_grads(critic, _grid(lim, grid, device))
-    return (vals.reshape(grid, grid).cpu().numpy(), grads.norm(dim=1).reshape(grid, grid).cpu().numpy())
+    return _lattice_field(critic, _grid(lim, grid, device), grid)
 
 
 def critic_push(critic: nn.Module, points) -> np.ndarray:
@@ -109,13 +122,17 @@ class ToySnapshot:
     grad_norm_field: np.ndarray  # (grid, grid) ||grad f|| on the same lattice
     push: np.ndarray             # (n, 2) grad f at the fake points
     lim: float                   # half-width of the box
-    history: list                # copy of trainer.history
+    history: list                # trainer.history up to this step (a new list; records are shared)
     metrics: dict                # w1_exact, w1_floor, modes, n_modes, hq, w_est, gp_grad_norm_mean/std
     centres: np.ndarray | None = field(default=None)  # (k, 2) mode centres, if the source has them
 
+    def as_frame(self) -> "ToySnapshot":
+        """This snapshot without its history: what Session keeps per GIF frame (~130 KB, not MBs)."""
+        return replace(self, history=[])
+
 
 def toy_snapshot(trainer, source, n: int = 256, grid: int = 128) -> ToySnapshot:
-    """Everything one frame needs, from one batched critic forward/backward.
+    """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points.
 
     The real points and the noise are drawn once per trainer from a private generator, so taking
     snapshots never changes the training's random stream.
@@ -133,11 +150,10 @@ def toy_snapshot(trainer, source, n: int = 256, grid: int = 128) -> ToySnapshot:
         fake = G(z)
     eps_g = torch.Generator().set_state(eps_state)
     x_hat = interpolates(real.cpu(), fake.cpu(), eps_g).to(device)
-    lattice = _grid(source.lim, grid, device)
-    vals, grads = _values_and_grads(C, torch.cat((lattice, real, fake, x_hat)))
-    m = grid * grid
-    f_real, f_fake = vals[m:m + n], vals[m + n:m + 2 * n]
-    hat_norms = grads[m + 2 * n:].norm(dim=1)
+    field_vals, grad_norms = _lattice_field(C, _grid(source.lim, grid, device), grid)
+    vals, grads = _values_and_grads(C, torch.cat((real, fake, x_hat)))
+    f_real, f_fake = vals[:n], vals[n:2 * n]
+    hat_norms = grads[2 * n:].norm(dim=1)
     real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
     fake_ok = bool(np.isfinite(fake_np).all())
     metrics = {
@@ -152,10 +168,11 @@ def toy_snapshot(trainer, source, n: int = 256, grid: int = 128) -> ToySnapshot:
         metrics["n_modes"] = len(source.centres)
     return ToySnapshot(
         step=trainer.step_count, real=real_np, fake=fake_np,
-        field=vals[:m].reshape(grid, grid).cpu().numpy(),
-        grad_norm_field=grads[:m].norm(dim=1).reshape(grid, grid).cpu().numpy(),
-        push=grads[m + n:m + 2 * n].cpu().numpy(), lim=float(source.lim),
-        history=[dict(r) for r in trainer.history], metrics=metrics,
+        field=field_vals, grad_norm_field=grad_norms,
+        push=grads[n:2 * n].cpu().numpy(), lim=float(source.lim),
+        # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
+        # per snapshot cost ~10 MB of short-lived memory each time.
+        history=list(trainer.history), metrics=metrics,
         centres=None if source.centres is None else np.array(source.centres),
     )
 

@@ -21,6 +21,11 @@ from PIL import Image
 
 REAL_COLOUR, FAKE_COLOUR = "orange", "green"   # the lecture notes' colours: real '+', generated 'x'
 MAX_CHART_POINTS = 400                         # curves are averaged into at most this many bins
+# Curve colours: a categorical pair that stays apart for colour-blind readers too (Tableau 10).
+CRITIC_COLOUR, GENERATOR_COLOUR, FLOOR_COLOUR = "#e45756", "#4c78a8", "#7f7f7f"
+# Fit the width only: with Streamlit's default ("fit" both ways) the height includes the legend below,
+# which then squashes the plot itself to a few pixels. Height here is the plot's own.
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 # ----------------------------------------------------------------------------- the critic's landscape
@@ -87,8 +92,11 @@ def _new_frame(layout: tuple) -> Figure:
     grad_map, legend, size, dpi, lim = layout
     fig = Figure(figsize=(size, size * 0.86), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.09, 0.08, 0.74, 0.84))
-    cax = fig.add_axes((0.85, 0.08, 0.03, 0.84))
+    # Margins in inches, not fractions: the tick labels and the colour bar's title keep their size
+    # (points) on a small panel, so a fixed fraction would clip them there.
+    left, right = max(0.09, 0.36 / size), 0.62 / size
+    ax = fig.add_axes((left, 0.08, 1 - left - right - 0.06, 0.84))
+    cax = fig.add_axes((1 - right - 0.03, 0.08, 0.03, 0.84))
     image = ax.imshow(np.zeros((2, 2)), origin="lower", extent=(-lim, lim, -lim, lim),
                       cmap="RdBu_r" if grad_map else "viridis", interpolation="nearest")
     bar = fig.colorbar(image, cax=cax)
@@ -188,23 +196,30 @@ def _column(records: Sequence[dict], key: str) -> tuple[list, list]:
     return [s for s, _ in rows], [v for _, v in rows]
 
 
-def _lines(df: pd.DataFrame, y_title: str, dashed: Sequence[str] = (), height: int = 200) -> alt.Chart:
+def _lines(df: pd.DataFrame, y_title: str, colours: dict[str, str], dashed: Sequence[str] = (),
+           height: int = 220, y_domain: Sequence[float] | None = None) -> alt.Chart:
+    """Lines over generator steps, one fixed colour per series (clearly distinct, legend below).
+
+    With few points (a short run) each point is drawn too, so a single measurement is visible.
+    """
     df = df.assign(dashed=df["series"].isin(list(dashed)))
-    return alt.Chart(df).mark_line().encode(
-        x=alt.X("step:Q", title="generator step"),
-        y=alt.Y("value:Q", title=y_title),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)),
+    y_scale = alt.Scale(domain=list(y_domain), clamp=True) if y_domain is not None else alt.Undefined
+    return alt.Chart(df).mark_line(point=len(df) <= 20 * len(colours)).encode(
+        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d", tickMinStep=1)),
+        y=alt.Y("value:Q", title=y_title, scale=y_scale),
+        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=list(colours), range=list(colours.values())),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=400, symbolType="stroke")),
         strokeDash=alt.StrokeDash("dashed:N", legend=None,
                                   scale=alt.Scale(domain=[False, True], range=[[1, 0], [4, 3]])),
         tooltip=["series:N", alt.Tooltip("step:Q", format=",.0f"), alt.Tooltip("value:Q", format=".4g")],
-    ).properties(height=height)
+    ).properties(height=height, autosize=FIT_WIDTH)
 
 
 def loss_chart(history: Sequence[dict]) -> alt.Chart:
     """Critic and generator loss over generator steps (bin means of trainer.history)."""
     df = _long({"critic loss": binned(*_column(history, "loss_c")),
                 "generator loss": binned(*_column(history, "loss_g"))})
-    return _lines(df, "loss")
+    return _lines(df, "loss", {"critic loss": CRITIC_COLOUR, "generator loss": GENERATOR_COLOUR})
 
 
 def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.Chart:
@@ -213,21 +228,25 @@ def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.
     Under the gradient penalty the estimate tracks W1; under weight clipping it is W1 times an
     unknown Lipschitz constant (small for small c). The floor is W1 between two real samples.
     """
-    df = _long({"critic estimate E f(real) − E f(fake)": binned(*_column(history, "w_est")),
-                "exact W1, generated vs real": binned(*_column(metrics_log, "w1_exact")),
-                "W1 noise floor, real vs real": binned(*_column(metrics_log, "w1_floor"))})
-    return _lines(df, "distance", dashed=["W1 noise floor, real vs real"])
+    estimate, exact, floor = "critic estimate E f(real) − E f(fake)", "exact W1, generated vs real", \
+        "W1 noise floor, real vs real"
+    df = _long({estimate: binned(*_column(history, "w_est")),
+                exact: binned(*_column(metrics_log, "w1_exact")),
+                floor: binned(*_column(metrics_log, "w1_floor"))})
+    return _lines(df, "distance", {exact: CRITIC_COLOUR, estimate: GENERATOR_COLOUR, floor: FLOOR_COLOUR},
+                  dashed=[floor])
 
 
 def quality_chart(metrics_log: Sequence[dict]) -> alt.Chart:
-    """Modes captured (as % of all modes) and high-quality samples (%) over steps."""
+    """Modes captured (as % of all modes) and high-quality samples (%) over steps, on [0, 100]."""
     steps, modes = _column(metrics_log, "modes")
     k = [r["n_modes"] for r in metrics_log if r.get("modes") is not None]
     pct = [100.0 * m / n for m, n in zip(modes, k) if n]
     hq_steps, hq = _column(metrics_log, "hq")
-    df = _long({"modes captured (% of modes)": binned(steps[:len(pct)], pct),
-                "high-quality samples (%)": binned(hq_steps, [100.0 * h for h in hq])})
-    return _lines(df, "percent").encode(y=alt.Y("value:Q", title="percent", scale=alt.Scale(domain=[0, 100])))
+    modes_name, hq_name = "modes captured (% of modes)", "high-quality samples (%)"
+    df = _long({modes_name: binned(steps[:len(pct)], pct),
+                hq_name: binned(hq_steps, [100.0 * h for h in hq])})
+    return _lines(df, "percent", {modes_name: "#54a24b", hq_name: "#f58518"}, height=200, y_domain=(0, 100))
 
 
 def history_table(history: Sequence[dict], metrics_log: Sequence[dict]) -> pd.DataFrame:
@@ -250,8 +269,8 @@ def image_metrics_chart(metrics_log: Sequence[dict]) -> alt.Chart:
     Diversity (mean pairwise RMS distance of a fixed batch) falls towards 0 when the generator
     collapses; the dashed line is the same number for real images.
     """
-    df = _long({"sliced W (generated vs real)": binned(*_column(metrics_log, "sliced_w")),
-                "sliced W floor (real vs real)": binned(*_column(metrics_log, "sliced_w_floor")),
-                "diversity (generated)": binned(*_column(metrics_log, "diversity")),
-                "diversity (real)": binned(*_column(metrics_log, "diversity_real"))})
-    return _lines(df, "value", dashed=["sliced W floor (real vs real)", "diversity (real)"])
+    names = {"sliced_w": "sliced W (generated vs real)", "sliced_w_floor": "sliced W floor (real vs real)",
+             "diversity": "diversity (generated)", "diversity_real": "diversity (real)"}
+    df = _long({name: binned(*_column(metrics_log, key)) for key, name in names.items()})
+    colours = dict(zip(names.values(), (CRITIC_COLOUR, "#ff9d98", GENERATOR_COLOUR, "#9ecae9")))   # floors: lighter
+    return _lines(df, "value", colours, dashed=[names["sliced_w_floor"], names["diversity_real"]])

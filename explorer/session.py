@@ -18,8 +18,7 @@ from typing import Any, Callable, Iterable
 log = logging.getLogger(__name__)
 
 
-def _env_number(name: str, default: float, cast: Callable[[str], float] = float) -> float:
-    """A positive number from the environment, or `default` when unset or not a positive number."""
+def _env_number(name: str, default: float, cast: Callable[[str], float] = float) -> float:   # > 0, or default
     try:
         return cast(os.environ[name]) if cast(os.environ[name]) > 0 else default
     except (KeyError, ValueError):
@@ -66,6 +65,20 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
 
 
+def _out_of_memory_message(err: BaseException) -> str | None:
+    """The page's sentence for an out-of-memory error (None for any other error)."""
+    import torch
+    if isinstance(err, torch.cuda.OutOfMemoryError):   # defined on CPU-only builds too
+        return "Ran out of memory on the GPU: try a smaller batch size, image size or width, or the CPU."
+    return "Ran out of memory: try a smaller batch size, image size or width." if isinstance(err, MemoryError) else None
+
+
+def _free_gpu_memory() -> None:   # give the failed step's cached GPU blocks back (once its tensors are gone)
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 # ----------------------------------------------------------------------------- the session
 class Session:
     """One training run driven by a background thread.
@@ -80,11 +93,9 @@ class Session:
                  max_seconds: float | None = None, idle_pause_s: float | None = None,
                  idle_stop_s: float | None = None, steps_per_tick: int | None = None,
                  tick_s: float = 0.05, snapshot_every_s: float = 0.3, snapshot_share: float = 0.1,
-                 max_frames: int = 60,
-                 max_log: int = 2000, hot_fields: Iterable[str] | None = None,
+                 max_frames: int = 60, max_log: int = 2000, hot_fields: Iterable[str] | None = None,
                  torch_threads: int | None = None) -> None:
-        self._factory = trainer_factory
-        self._snapshot_fn = snapshot_fn
+        self._factory, self._snapshot_fn = trainer_factory, snapshot_fn
         # Training seconds allowed per run (paused time does not count); without a latest() call for
         # idle_pause_s a run pauses, and after idle_stop_s its thread ends.
         self.max_seconds = max_seconds or _env_number("EXPLORER_MAX_SECONDS", 600.0)
@@ -100,7 +111,6 @@ class Session:
         self.hot_fields = tuple(hot_fields) if hot_fields is not None else None
         # One intra-op thread per run: on a small box two visitors then get a core each.
         self.torch_threads = torch_threads or int(_env_number("EXPLORER_TORCH_THREADS", 1, int))
-
         self._lock = threading.Condition()     # guards every field below
         self._thread: threading.Thread | None = None
         self._serving = False                  # the worker takes requests (from start to its exit)
@@ -112,8 +122,8 @@ class Session:
         self._state, self._message = "idle", ""
         self._final = False                    # stopped for good: stop() or the time cap
         self._trainer: Any = None
-        self._pending: dict[str, Any] = {}     # hot updates for the next step
         self._snapshot: Any = None
+        self._pending: dict[str, Any] = {}     # hot updates for the next step
         self._frames: list[Any] = []           # snapshots for a GIF, bounded; and per snapshot
         self._log: list[dict] = []             # {"step", **snapshot.metrics}, bounded
         self._frame_every, self._next_frame_step = 1, 0   # GIF frame spacing in steps; doubles when full
@@ -122,13 +132,11 @@ class Session:
 
     # ------------------------------------------------------------------ what the page reads
     @property
-    def state(self) -> str:
-        """'idle' (not started), 'running', 'paused', 'stopped' or 'error'."""
+    def state(self) -> str:   # 'idle' (not started), 'running', 'paused', 'stopped' or 'error'
         return self._state
 
     @property
-    def message(self) -> str:
-        """Why the run paused, stopped or failed (empty while all is well)."""
+    def message(self) -> str:   # why the run paused, stopped or failed (empty while all is well)
         return self._message
 
     @property
@@ -146,7 +154,7 @@ class Session:
             return self._snapshot
 
     def frames(self) -> list[Any]:
-        """Snapshots collected for an animation, oldest first (at most max_frames, evenly spaced)."""
+        """Snapshots kept for an animation (their as_frame() if they have one), oldest first, evenly spaced."""
         with self._lock:
             return list(self._frames)
 
@@ -187,7 +195,6 @@ class Session:
             self._ensure_thread_locked()
             self._lock.notify_all()
             return True
-
     resume = start
 
     def pause(self, message: str = "", timeout: float = 10.0) -> None:
@@ -237,7 +244,6 @@ class Session:
             with self._lock:
                 self._store_locked(snapshot)
             return snapshot
-
         with self._lock:
             if self._state == "error" or self._final:
                 self._say_ended_locked()
@@ -247,7 +253,8 @@ class Session:
         except Exception as err:  # a step that diverges: report like the worker would
             with self._lock:
                 self._fail_locked(err)
-            return self._snapshot
+        _free_gpu_memory()   # (after the except block, which held the failed step's tensors)
+        return self._snapshot
 
     def call(self, fn: Callable[[Any], Any], timeout: float = 60.0) -> Any:
         """Run fn(trainer) between two chunks of steps (e.g. trainer.state_dict()) and return its result."""
@@ -264,8 +271,7 @@ class Session:
     def _ensure_thread_locked(self) -> None:
         if not self._serving:
             self._serving = True
-            self._thread = threading.Thread(target=self._work, name=f"explorer-session-{id(self):x}",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._work, name=f"explorer-session-{id(self):x}", daemon=True)
             self._thread.start()
 
     def _serve(self, requests: list[tuple[Callable[[Any], Any], Future]]) -> None:
@@ -293,7 +299,7 @@ class Session:
 
     def _fail_locked(self, err: BaseException) -> None:
         log.warning("training run failed", exc_info=err)   # the last good snapshot stays
-        self._set_state_locked("error", str(err) or type(err).__name__)
+        self._set_state_locked("error", _out_of_memory_message(err) or str(err) or type(err).__name__)
 
     def _apply_pending_locked(self) -> None:
         if self._pending:
@@ -314,7 +320,7 @@ class Session:
                 self._log = self._log[::2]
         if self._frames and step < self._next_frame_step:
             return
-        self._frames.append(snapshot)
+        self._frames.append(snapshot.as_frame() if hasattr(snapshot, "as_frame") else snapshot)
         if len(self._frames) > self.max_frames:   # keep every other frame: still evenly spread
             self._frames = self._frames[::2]
             self._frame_every *= 2
@@ -322,11 +328,12 @@ class Session:
 
     def _work(self) -> None:
         import torch
-        if torch.get_num_threads() != self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
+        torch.set_num_threads(self.torch_threads)
         try:
             self._loop()
         finally:
+            if self._state == "error":   # _loop has returned: the failed step's tensors are gone
+                _free_gpu_memory()
             self._finish()
 
     def _loop(self) -> None:
@@ -339,12 +346,10 @@ class Session:
             with self._lock:
                 if self._requests:
                     continue
-                now = time.monotonic()
-                idle = now - self._last_poll
+                idle = time.monotonic() - self._last_poll
                 if self._state == "running" and self._run_seconds >= self.max_seconds:
-                    self._set_state_locked("stopped", f"Stopped after {_minutes(self.max_seconds)} of "
-                                           "training, the limit per run. Download the checkpoint to keep "
-                                           "it, or press Reset.")
+                    self._set_state_locked("stopped", f"Stopped after {_minutes(self.max_seconds)} of training, "
+                                           "the limit per run. Download the checkpoint to keep it, or press Reset.")
                     self._final = True
                 elif self._state == "running" and idle >= self.idle_pause_s:
                     self._set_state_locked("paused", f"Paused: nobody has looked at this run for "
@@ -359,13 +364,11 @@ class Session:
                     self._lock.wait(timeout=0.25)
                     continue
                 n, self._busy = self._chunk, True
-            t0 = time.monotonic()
-            snapshot = None
+            t0, snapshot = time.monotonic(), None
             try:
                 self._trainer.step(n)
                 dt = time.monotonic() - t0
-                wait = max(self.snapshot_every_s, snapshot_cost / self.snapshot_share)
-                if time.monotonic() - last_snapshot >= wait:
+                if time.monotonic() - last_snapshot >= max(self.snapshot_every_s, snapshot_cost / self.snapshot_share):
                     t1 = time.monotonic()
                     snapshot, last_snapshot = self._snapshot_fn(self._trainer), time.monotonic()
                     snapshot_cost = last_snapshot - t1

@@ -40,7 +40,8 @@ def floats(text: str) -> tuple:
 
 
 def fmt(v) -> str:
-    return "–" if v is None else f"{v:.3f}"
+    """Three significant figures: a clipped critic's tiny values stay visible (4.2e-05, not 0.000)."""
+    return "–" if v is None else f"{v:.3g}"
 
 
 # ----------------------------------------------------------------------------- settings
@@ -167,7 +168,7 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
                      f"critic estimate {fmt(m['w_est'])}"]
             if m.get("modes") is not None:
                 lines.append(f"modes {m['modes']}/{m['n_modes']} · high quality {100 * m['hq']:.0f}%")
-            lines.append(f"‖∇f‖ on interpolates {m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}")
+            lines.append(f"‖∇f‖ on interpolates {fmt(m['gp_grad_norm_mean'])} ± {fmt(m['gp_grad_norm_std'])}")
             col.markdown("  \n".join(lines))
 
 
@@ -208,6 +209,6 @@ if mode == MODES[0] and session.latest() is not None:
                    f"{cfg.strip_max} are kept (the interval doubles when full). Colour scale: {scale}.")
         d1, d2 = st.columns(2)
         d1.download_button("Strip sheet (PNG)", lambda: C.strip_sheet_png(strip, scale), "compare_strip.png",
-                           "image/png")
+                           "image/png", on_click="ignore")
         d2.download_button("Side-by-side (GIF)", lambda: C.strip_gif(strip, scale), "compare_strip.gif",
-                           "image/gif")
+                           "image/gif", on_click="ignore")

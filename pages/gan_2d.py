@@ -279,10 +279,12 @@ def charts() -> None:
         return
     log = session.metrics_log()
     a, b = st.columns(2)
-    a.altair_chart(plots.distance_chart(snap.history, log), width="stretch", height=300)
-    b.altair_chart(plots.loss_chart(snap.history), width="stretch", height=300)
+    # Heights come from the charts themselves: a fixed element height would squash the plot
+    # under its legend.
+    a.altair_chart(plots.distance_chart(snap.history, log), width="stretch")
+    b.altair_chart(plots.loss_chart(snap.history), width="stretch")
     if any(r.get("modes") is not None for r in log):
-        st.altair_chart(plots.quality_chart(log), width="stretch", height=260)
+        st.altair_chart(plots.quality_chart(log), width="stretch")
 
 
 live_view()

@@ -193,13 +193,19 @@ with st.expander("Edit P and Q: generators, table, or paste values", expanded=Fa
 st.subheader("The optimal transport plan")
 st.markdown(f"EMD = Σ F<sub>ij</sub> · d(i, j) = **{result['emd']:.4f} {emd_unit}**: the cheapest way to "
             "reshape P into Q. F<sub>ij</sub> is the mass moved from P's bin i to Q's bin j.", unsafe_allow_html=True)
-flows = H.largest_flows(plan, x, limit=150)
+shown_plan, n_hidden = H.visible_plan(plan)
+flows = H.largest_flows(shown_plan, x, limit=150)
 st.altair_chart(charts.flow_bands(a, b, x, flows), width="stretch")
 n_moves = int(np.count_nonzero(plan))
-if n_moves > len(flows):
-    st.caption(f"Showing the {len(flows)} largest of {n_moves} moves.")
+n_drawable = n_moves - n_hidden
+notes = [f"Showing the {len(flows)} largest of {n_drawable} moves."] if n_drawable > len(flows) else []
+if n_hidden:
+    notes.append(f"Not drawn: {n_hidden} tiny move{'s' * (n_hidden > 1)} of far-tail mass (each under "
+                 f"{H.NEGLIGIBLE:g} of the total).")
+if notes:
+    st.caption(" ".join(notes))
 heat_col, table_col = st.columns([3, 2])
-blocks, block = H.aggregate_plan(plan, max_cells=100)
+blocks, block = H.aggregate_plan(shown_plan, max_cells=100)
 heat_col.altair_chart(charts.plan_heatmap(blocks, block, float(x[0])), width="stretch")
 if block > 1:
     heat_col.caption(f"Aggregated for display: each cell sums {block} × {block} bins "

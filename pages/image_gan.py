@@ -15,8 +15,9 @@ from explorer.training import HOT_FIELDS, checkpoint_bytes, load_checkpoint
 from explorer.uploads import load_uploaded_images
 
 ss = st.session_state
-DATASET_NAMES = {"shapes": "Shapes (procedural, no download)", "mnist": "MNIST digits (downloads 10 MB once)",
-                 "fashion-mnist": "Fashion-MNIST (downloads 30 MB once)", "upload": "Your own pictures"}
+# Short names: the sidebar's select box cuts longer ones; the download sizes are in the help text.
+DATASET_NAMES = {"shapes": "Shapes (built in)", "mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST",
+                 "upload": "Your own pictures"}
 LOSS_NAMES = {"gan": "GAN (BCE)", "wgan": "WGAN (weight clipping)", "wgan-gp": "WGAN-GP (gradient penalty)"}
 
 
@@ -56,7 +57,9 @@ st.caption("A DCGAN (4-2-1 convolutions, as in the lecture notes) learns to draw
 
 with st.sidebar:
     st.subheader("Data")
-    dataset = st.selectbox("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, key="img_dataset")
+    dataset = st.selectbox("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, key="img_dataset",
+                           help="Shapes are drawn on the fly (no download). MNIST (10 MB) and Fashion-MNIST "
+                                "(30 MB) download once into the app's cache folder.")
     size = st.selectbox("Image size", [28, 32, 64], key="img_size",
                         help="28x28 grey is fast on a CPU; 64x64 colour is the lecture notes' size.")
     colour = st.toggle("Colour", value=size != 28, key="img_colour",
@@ -112,29 +115,45 @@ session.update(**{k: getattr(cfg, k) for k in HOT_FIELDS})
 
 
 def guarded(action) -> None:
-    """Run a control; bad settings or a missing dataset become a message, never a traceback."""
+    """on_click of a control: act before the page redraws (so the buttons show the new state); bad
+    settings or a missing dataset become a message, never a traceback."""
     try:
-        ok = action()
-        if ok is False and session.message:
-            st.warning(session.message)
+        if action() is False and session.message:
+            ss.img_notice = ("warning", session.message)
     except (ValueError, OSError) as err:
-        st.error(str(err))
+        ss.img_notice = ("error", str(err))
+
+
+def reset_run() -> None:
+    ss.img_resumed = False
+    ss.pop("img_cold", None)      # the page below builds a fresh trainer from the settings
+    session.reset()
 
 
 can_train = dataset != "upload" or uploads is not None
-cols = st.columns(5)
-if cols[0].button("Start", type="primary", disabled=not can_train, key="img_start"):
-    guarded(session.start)
-if cols[1].button("Pause", key="img_pause"):
-    session.pause("Paused.")
-if cols[2].button("Train 20 steps", disabled=not can_train, key="img_step",
-                  help="Step by hand while paused"):
-    guarded(lambda: session.step(20))
-if cols[3].button("Reset", key="img_reset"):
-    ss.img_resumed = False
-    ss.pop("img_cold", None)
-    session.reset()
-    st.rerun()
+running = session.state == "running"
+cols = st.columns(4)
+cols[0].button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
+               disabled=running or not can_train, key="img_start", on_click=guarded, args=(session.start,))
+cols[1].button("Pause", width="stretch", disabled=not running, key="img_pause",
+               on_click=lambda: session.pause("Paused."))
+cols[2].button("Train 20 steps", width="stretch", disabled=running or not can_train, key="img_step",
+               help="Step by hand while paused", on_click=guarded, args=(lambda: session.step(20),))
+cols[3].button("Reset", width="stretch", key="img_reset", on_click=reset_run)
+if "img_notice" in ss:
+    kind, text = ss.pop("img_notice")
+    (st.error if kind == "error" else st.warning)(text)
+
+
+def state_label(state: str, step: int | None) -> str:
+    """What the run is doing, in words: 'idle' after manual steps would read as 'nothing happened'."""
+    if state == "running":
+        return "training…"
+    if state == "error":
+        return "failed"
+    if not step:
+        return "ready"
+    return f"{'stopped' if state == 'stopped' else 'paused'} at step {step:,}"
 
 
 # ----------------------------------------------------------------------------- live view
@@ -142,7 +161,10 @@ if cols[3].button("Reset", key="img_reset"):
 def live_view() -> None:
     snap = session.latest()
     state = session.state
-    st.caption(f"State: **{state}**" + (f" — {session.message}" if session.message else ""))
+    if running and state != "running":   # stopped by itself: redraw the buttons too
+        st.rerun(scope="app")
+    st.caption(f"State: **{state_label(state, snap.step if snap is not None else None)}**"
+               + (f" — {session.message}" if session.message else ""))
     if state == "error":
         st.error(session.message)
     if snap is None:
@@ -159,6 +181,10 @@ def live_view() -> None:
     c[2].metric("Diversity (generated)", f"{m['diversity']:.3f}", help="Mean pairwise RMS pixel distance; "
                 "falls towards 0 when the generator collapses.")
     c[3].metric("Diversity (real)", f"{m['diversity_real']:.3f}")
+    measured_at = snap.metrics_log[-1]["step"] if snap.metrics_log else snap.step
+    if measured_at != snap.step:   # metrics are re-measured every few seconds, not every snapshot
+        st.caption(f"These four were measured at step {measured_at:,}; they are re-measured every few "
+                   "seconds of training.")
     st.altair_chart(loss_chart(snap.history), width="stretch")
     st.altair_chart(image_metrics_chart(snap.metrics_log), width="stretch")
     frames = [f.fake_grid for f in session.frames()]
@@ -168,12 +194,14 @@ def live_view() -> None:
         st.image(strip, caption=[f"step {f.step}" for f in session.frames()][:: max(1, len(frames) // 8)][:8],
                  width=120)
     d = st.columns(3)
-    d[0].download_button("Samples (PNG)", _png(snap.fake_grid), "samples.png", "image/png", key="img_dl_png")
+    # on_click="ignore": a download must not rerun the page (and redraw the training view).
+    d[0].download_button("Samples (PNG)", _png(snap.fake_grid), "samples.png", "image/png", key="img_dl_png",
+                         on_click="ignore", width="stretch")
     if len(frames) > 1:
         d[1].download_button("Evolution (GIF)", lambda: frames_to_gif(frames, fps=6), "evolution.gif",
-                             "image/gif", key="img_dl_gif")
+                             "image/gif", key="img_dl_gif", on_click="ignore", width="stretch")
     d[2].download_button("Checkpoint", lambda: session.call(checkpoint_bytes), "image_gan.pt",
-                         "application/octet-stream", key="img_dl_ckpt")
+                         "application/octet-stream", key="img_dl_ckpt", on_click="ignore", width="stretch")
 
 
 live_view()

@@ -115,10 +115,11 @@ def curve_chart(key: str) -> alt.LayerChart:
                         legend=None))
     now = alt.Chart(pd.DataFrame({"θ": [theta]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x=x)
     chart = now + measured + line + dot0
-    if frame["infinite"].any():  # say in the chart itself that the top edge stands for ∞
-        label = pd.DataFrame({"θ": [-0.98], "value": [top * 0.84], "text": ["▲ and the top line: ∞"]})
-        chart += alt.Chart(label).mark_text(align="left", color="#666").encode(x=x, y=y, text="text")
-    return chart.properties(height=220, title=NAMES[key])
+    # Say in the chart itself that the top edge stands for ∞: as a subtitle, clear of the curves
+    # (a blank one elsewhere keeps the four plots of the grid aligned).
+    note = "▲ and the top line: ∞" if frame["infinite"].any() else " "
+    title = alt.TitleParams(NAMES[key], subtitle=note, subtitleColor="#666", subtitleFontSize=11)
+    return chart.properties(height=220, title=title)
 
 
 st.subheader("The four distances against θ")

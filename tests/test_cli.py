@@ -119,3 +119,16 @@ def test_toy_points_from_csv(tmp_path):
     bad.write_text("x,y\n1,2\nnot,a number\n")
     proc = run_cli("toy", "--dataset", "points", "--points", str(bad), "--steps", "3")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_images_end_to_end_writes_samples_and_gif(tmp_path):
+    out = tmp_path / "img"
+    proc = run_cli("images", "--loss", "wgan-gp", "--steps", "2", "--batch-size", "8", "--n-critic", "1",
+                   "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = last_json(proc)
+    assert res["steps"] == 2 and res["seconds"] > 0 and res["images_per_s"] > 0 and res["sliced_w"] > 0
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "evolution.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert (out / "checkpoint.pt").stat().st_size > 0
+

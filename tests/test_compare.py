@@ -132,3 +132,14 @@ def test_w1_chart_has_a_line_per_run():
     data = C.w1_chart(log, ["a", "b"]).to_dict()["datasets"]
     rows = next(iter(data.values()))
     assert {r["run"] for r in rows} == {"a", "b"} and len(rows) == 12
+
+
+def test_w1_chart_keeps_its_plot_and_shows_dashes_in_the_legend():
+    log = [{"step": s, "w1_exact": [1.0 / (s + 1), 2.0], "w1_floor": [0.1, 0.1]} for s in (0, 10, 20)]
+    spec = C.w1_chart(log, ["run a", "run b"]).to_dict()
+    assert "fit-x" in str(spec["autosize"])        # the legend below does not eat the plot's height
+    assert spec["encoding"]["strokeDash"]["legend"] is None and "dashed" in str(spec["title"])
+    assert spec["encoding"]["color"]["legend"]["symbolType"] == "stroke"
+    assert spec["encoding"]["color"]["scale"]["scheme"] == "tableau10"
+    rows = next(iter(spec["datasets"].values()))
+    assert {r["kind"] for r in rows} == {"exact W1", "noise floor"} and len(rows) == 12

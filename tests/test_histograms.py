@@ -137,3 +137,26 @@ def test_charts_build_and_serialize():
                   charts.flow_bands(a, b, x, H.largest_flows(plan, x)),
                   charts.plan_heatmap(blocks, size, x[0])):
         assert chart.to_dict()   # valid Vega-Lite
+
+
+def test_visible_plan_hides_only_negligible_tail_flows():
+    p, q = H.preset("Two bumps")
+    a, b, x = H.shifted(p, q, 0)
+    plan = emd_plan(a, b, positions=x)
+    shown, hidden = H.visible_plan(plan)
+    tiny = (plan > 0) & (plan < H.NEGLIGIBLE * plan.sum())
+    assert hidden == int(tiny.sum()) > 0            # Gaussian tails: some 1e-20 flows exist
+    assert np.all(shown[tiny] == 0) and np.array_equal(shown[~tiny], plan[~tiny])
+    assert shown.sum() == pytest.approx(plan.sum(), abs=1e-8)   # what is hidden carries no visible mass
+    flows = H.largest_flows(shown, x, limit=10_000)
+    assert len(flows) == np.count_nonzero(plan) - hidden
+    assert min(f["mass"] for f in flows) >= H.NEGLIGIBLE * plan.sum()
+    same, none = H.visible_plan(np.eye(3) / 3)
+    assert none == 0 and np.array_equal(same, np.eye(3) / 3)
+
+
+def test_heatmap_legend_reads_a_few_digits_from_zero():
+    blocks = np.diag([0.1, 0.2, 0.7])
+    spec = charts.plan_heatmap(blocks, 1, 0.0).to_dict()
+    colour = spec["encoding"]["color"]
+    assert colour["legend"]["format"] == ".2~g" and colour["scale"]["domainMin"] == 0

@@ -52,6 +52,9 @@ def test_manual_steps_show_a_sample_grid_and_metrics():
     assert "Generated, fixed noise — step 20" in caps and "Real (held out)" in caps
     labels = [m.label for m in at.metric]
     assert "Sliced W (generated vs real)" in labels and "Diversity (generated)" in labels
+    states = [c.value for c in at.caption if c.value.startswith("State:")]
+    assert states == ["State: **paused at step 20**"], states      # not "idle" after 20 steps
+    assert at.button(key="img_pause").disabled and not at.button(key="img_step").disabled
     at.button(key="img_reset").click().run()
     assert not at.exception
 
@@ -68,6 +71,7 @@ def test_start_trains_in_the_background_and_pause_stops_it():
         steps = [int(c.rsplit(" ", 1)[1]) for c in captions(at) if c.startswith("Generated")]
         step = steps[0] if steps else 0
     assert step > 0, "the background run produced no snapshot"
+    assert not at.button(key="img_pause").disabled and at.button(key="img_start").disabled
     at.button(key="img_pause").click().run()
     at.button(key="img_reset").click().run()
     assert not at.exception

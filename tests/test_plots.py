@@ -153,3 +153,24 @@ def test_history_table_joins_metrics():
     assert len(table) == 10 and table.loc[table.step == 5, "w1_exact"].item() == 0.5
     assert table["w1_exact"].isna().sum() == 9
     assert "loss_c" in table.columns and table["w_est"].notna().all()   # history's w_est wins
+
+
+def test_curve_charts_are_readable():
+    """Distinct colours per series, the legend outside the plot's height, percent clamped to [0, 100],
+    integer steps, and points drawn when a run has only a few measurements."""
+    snap = synthetic_snapshot()
+    log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
+    for chart in (plots.loss_chart(snap.history), plots.distance_chart(snap.history, log),
+                  plots.quality_chart(log), plots.image_metrics_chart(log)):
+        spec = chart.to_dict()
+        colours = spec["encoding"]["color"]["scale"]["range"]
+        assert len(set(colours)) == len(colours) == len(spec["encoding"]["color"]["scale"]["domain"])
+        assert spec["autosize"]["type"] == "fit-x"            # height is the plot's, legend extra
+        assert spec["encoding"]["x"]["axis"]["format"] == ",d"
+        assert spec["encoding"]["color"]["legend"]["labelLimit"] >= 300   # long labels not cut
+    quality = plots.quality_chart(log).to_dict()["encoding"]["y"]["scale"]
+    assert quality["domain"] == [0, 100] and quality["clamp"] is True
+    few = plots.image_metrics_chart([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
+                                      "diversity": 0.1, "diversity_real": 0.7}]).to_dict()
+    assert few["mark"]["point"] is True
+    assert plots.loss_chart(snap.history).to_dict()["mark"]["point"] is False   # 800 points: lines only

@@ -121,5 +121,7 @@ def test_defaults_and_validation():
     assert ImageConfig(loss="gan").reuse_fakes is True
     assert ImageConfig(loss="wgan-gp").reuse_fakes is False and ImageConfig(loss="wgan").reuse_fakes is False
     assert ImageConfig(loss="gan", reuse_fakes=False).reuse_fakes is False
+    assert ImageConfig().loss == "gan" and ImageConfig().beta2 == 0.999  # DCGAN's Adam
+    assert ImageConfig(loss="wgan-gp").beta2 == 0.9 and ImageConfig(loss="gan", beta2=0.9).beta2 == 0.9
     with pytest.raises(ValueError, match="reuse_fakes"):
         TrainConfig(reuse_fakes="yes").validate()

@@ -1,0 +1,140 @@
+"""Memory: out-of-memory errors end a run cleanly, critic fields are computed in small chunks,
+and the frames a Session keeps for a GIF are small (no history copy)."""
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from explorer import metrics, session as session_mod
+from explorer.metrics import critic_field, toy_snapshot
+from explorer.session import Session
+from explorer.training import ToyConfig, make_toy_trainer
+
+
+@dataclass
+class Snap:
+    step: int
+
+
+class OomTrainer:
+    """Counts steps; raises `error` (an instance) once `fail_at` steps are done."""
+
+    def __init__(self, error: BaseException, fail_at: int):
+        self.error, self.fail_at, self.step_count = error, fail_at, 0
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            if self.step_count >= self.fail_at:
+                raise self.error
+            time.sleep(0.001)
+            self.step_count += 1
+
+    def update(self, **hot) -> None:
+        pass
+
+
+def wait_for(cond, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.01)
+    return cond()
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """Pretend a GPU is there and count empty_cache() calls (the real ones need CUDA)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(threading.current_thread().name))
+    return calls
+
+
+def test_gpu_out_of_memory_in_the_worker_ends_the_run_cleanly(fake_gpu):
+    trainer = OomTrainer(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), 30)
+    s = Session(lambda: trainer, lambda t: Snap(t.step_count), snapshot_every_s=0.01, steps_per_tick=1)
+    try:
+        assert s.start()
+        assert wait_for(lambda: s.state == "error")
+        assert wait_for(lambda: not s.thread.is_alive())
+        assert "out of memory on the GPU" in s.message and "smaller batch size" in s.message
+        assert "Tried to allocate" not in s.message          # the sentence, not torch's text
+        assert 0 < s.latest().step <= 30                     # the last good snapshot stays
+        assert fake_gpu                                      # the cache was handed back
+        assert session_mod.running_count() == 0              # its slot is free for others
+        assert not s.start() and "Press Reset" in s.message
+    finally:
+        s.stop()
+
+
+def test_memory_error_in_a_manual_step_keeps_the_snapshot(fake_gpu):
+    trainer = OomTrainer(MemoryError(), 3)
+    s = Session(lambda: trainer, lambda t: Snap(t.step_count))
+    try:
+        assert s.step(2).step == 2
+        assert s.step(5).step == 2                           # failed: the last good snapshot comes back
+        assert s.state == "error" and s.message.startswith("Ran out of memory: try a smaller")
+        assert "GPU" not in s.message and fake_gpu
+    finally:
+        s.stop()
+
+
+def test_other_errors_keep_their_own_message():
+    s = Session(lambda: OomTrainer(RuntimeError("Training diverged at step 4."), 4), lambda t: Snap(t.step_count))
+    try:
+        s.step(6)
+        assert s.state == "error" and s.message == "Training diverged at step 4."
+    finally:
+        s.stop()
+
+
+def _field_in_one_batch(critic: nn.Module, lim: float, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    x = metrics._grid(lim, grid, "cpu").requires_grad_(True)
+    out = critic(x).reshape(-1)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    return out.detach().reshape(grid, grid).numpy(), g.norm(dim=1).reshape(grid, grid).numpy()
+
+
+def test_critic_field_in_chunks_matches_one_batch_and_stays_small():
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    batches = []
+    critic.register_forward_hook(lambda m, args, out: batches.append(len(args[0])))
+    grid = 70                                                # 4900 points: 2 full chunks and a part
+    vals, norms = critic_field(critic, lim=2.5, grid=grid)
+    assert max(batches) <= metrics.FIELD_CHUNK and sum(batches) == grid * grid and len(batches) >= 3
+    want_vals, want_norms = _field_in_one_batch(critic, 2.5, grid)
+    assert vals.dtype == np.float32 and vals.shape == (grid, grid)
+    np.testing.assert_allclose(vals, want_vals, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(norms, want_norms, rtol=1e-5, atol=1e-6)
+
+
+def test_toy_snapshot_field_matches_one_batch_and_history_is_a_snapshot():
+    t = make_toy_trainer(ToyConfig(width=16, depth=2, batch_size=32, device="cpu"))
+    t.step(3)
+    s = toy_snapshot(t, t.source, n=32, grid=48)
+    want_vals, want_norms = _field_in_one_batch(t.critic, t.source.lim, 48)
+    np.testing.assert_allclose(s.field, want_vals, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.grad_norm_field, want_norms, rtol=1e-5, atol=1e-6)
+    assert s.history == t.history and s.history is not t.history
+    t.step(2)
+    assert [r["step"] for r in s.history] == [1, 2, 3]        # later steps do not reach the snapshot
+    frame = s.as_frame()
+    assert frame.history == [] and frame.step == 3 and frame.field is s.field and s.history
+
+
+def test_session_keeps_frames_without_history():
+    s = Session(lambda: make_toy_trainer(ToyConfig(width=8, depth=1, batch_size=16, device="cpu")),
+                lambda t: toy_snapshot(t, t.source, n=16, grid=8), snapshot_every_s=0.01)
+    try:
+        for _ in range(3):
+            s.step(2)
+        assert len(s.latest().history) == 6
+        frames = s.frames()
+        assert [f.step for f in frames] == [0, 2, 4, 6]
+        assert all(f.history == [] and f.field.shape == (8, 8) for f in frames)
+    finally:
+        s.stop()
