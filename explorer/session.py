@@ -15,68 +15,10 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable
 
+from explorer.limits import (acquire_slot, env_number, free_gpu_memory, max_runs, minutes,  # noqa: F401
+                             out_of_memory_message, release_slot, running_count, set_max_runs)
+
 log = logging.getLogger(__name__)
-
-
-def _env_number(name: str, default: float, cast: Callable[[str], float] = float) -> float:   # > 0, or default
-    try:
-        return cast(os.environ[name]) if cast(os.environ[name]) > 0 else default
-    except (KeyError, ValueError):
-        return default
-
-
-# ----------------------------------------------------------------------------- process-wide run cap
-_CAP_LOCK = threading.Lock()
-_RUNNING: set[int] = set()          # id() of the sessions whose thread is training right now
-# 2 runs on a 2-core box, at most 4 anywhere: each run uses about one core (see torch_threads).
-_MAX_RUNS = int(_env_number("EXPLORER_MAX_RUNS", min(4, max(2, os.cpu_count() or 2)), int))
-
-
-def set_max_runs(n: int) -> None:
-    """Set how many sessions may train at the same time in this process (n >= 1)."""
-    global _MAX_RUNS
-    if int(n) < 1:
-        raise ValueError(f"The number of concurrent runs must be at least 1; got {n}.")
-    _MAX_RUNS = int(n)
-
-
-def max_runs() -> int:
-    return _MAX_RUNS
-
-
-def running_count() -> int:
-    return len(_RUNNING)
-
-
-def _acquire_slot(key: int) -> bool:
-    with _CAP_LOCK:
-        if key not in _RUNNING and len(_RUNNING) >= _MAX_RUNS:
-            return False
-        _RUNNING.add(key)
-        return True
-
-
-def _release_slot(key: int) -> None:
-    with _CAP_LOCK:
-        _RUNNING.discard(key)
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
-
-
-def _out_of_memory_message(err: BaseException) -> str | None:
-    """The page's sentence for an out-of-memory error (None for any other error)."""
-    import torch
-    if isinstance(err, torch.cuda.OutOfMemoryError):   # defined on CPU-only builds too
-        return "Ran out of memory on the GPU: try a smaller batch size, image size or width, or the CPU."
-    return "Ran out of memory: try a smaller batch size, image size or width." if isinstance(err, MemoryError) else None
-
-
-def _free_gpu_memory() -> None:   # give the failed step's cached GPU blocks back (once its tensors are gone)
-    import torch
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 # ----------------------------------------------------------------------------- the session
@@ -98,9 +40,9 @@ class Session:
         self._factory, self._snapshot_fn = trainer_factory, snapshot_fn
         # Training seconds allowed per run (paused time does not count); without a latest() call for
         # idle_pause_s a run pauses, and after idle_stop_s its thread ends.
-        self.max_seconds = max_seconds or _env_number("EXPLORER_MAX_SECONDS", 600.0)
-        self.idle_pause_s = idle_pause_s or _env_number("EXPLORER_IDLE_PAUSE_S", 60.0)
-        self.idle_stop_s = idle_stop_s or _env_number("EXPLORER_IDLE_STOP_S", 900.0)
+        self.max_seconds = max_seconds or env_number("EXPLORER_MAX_SECONDS", 600.0)
+        self.idle_pause_s = idle_pause_s or env_number("EXPLORER_IDLE_PAUSE_S", 60.0)
+        self.idle_stop_s = idle_stop_s or env_number("EXPLORER_IDLE_STOP_S", 900.0)
         self.steps_per_tick = steps_per_tick   # None: adapt so one chunk takes about tick_s seconds
         self.tick_s = tick_s                   # short chunks keep pause and slider changes snappy
         # A snapshot at most every snapshot_every_s, and rarer when it is slow: snapshots may take
@@ -110,7 +52,7 @@ class Session:
         self.max_log = max(2, int(max_log))         # metric records kept (thinned evenly beyond)
         self.hot_fields = tuple(hot_fields) if hot_fields is not None else None
         # One intra-op thread per run: on a small box two visitors then get a core each.
-        self.torch_threads = torch_threads or int(_env_number("EXPLORER_TORCH_THREADS", 1, int))
+        self.torch_threads = torch_threads or int(env_number("EXPLORER_TORCH_THREADS", 1, int))
         self._lock = threading.Condition()     # guards every field below
         self._thread: threading.Thread | None = None
         self._serving = False                  # the worker takes requests (from start to its exit)
@@ -132,11 +74,13 @@ class Session:
 
     # ------------------------------------------------------------------ what the page reads
     @property
-    def state(self) -> str:   # 'idle' (not started), 'running', 'paused', 'stopped' or 'error'
+    def state(self) -> str:
+        """'idle' (not started), 'running', 'paused', 'stopped' or 'error'."""
         return self._state
 
     @property
-    def message(self) -> str:   # why the run paused, stopped or failed (empty while all is well)
+    def message(self) -> str:
+        """Why the run paused, stopped or failed (empty while all is well)."""
         return self._message
 
     @property
@@ -187,7 +131,7 @@ class Session:
             if self._state == "error" or self._final:
                 self._say_ended_locked()
                 return False
-            if not _acquire_slot(id(self)):
+            if not acquire_slot(id(self)):
                 self._message = (f"The explorer is already training {max_runs()} runs for other visitors, "
                                  "its limit. Please try again in a minute.")
                 return False
@@ -253,7 +197,7 @@ class Session:
         except Exception as err:  # a step that diverges: report like the worker would
             with self._lock:
                 self._fail_locked(err)
-        _free_gpu_memory()   # (after the except block, which held the failed step's tensors)
+        free_gpu_memory()   # (after the except block, which held the failed step's tensors)
         return self._snapshot
 
     def call(self, fn: Callable[[Any], Any], timeout: float = 60.0) -> Any:
@@ -290,7 +234,7 @@ class Session:
 
     def _set_state_locked(self, state: str, message: str = "") -> None:
         self._state, self._message = state, message
-        _release_slot(id(self))      # only start() takes a slot (and sets "running" itself)
+        release_slot(id(self))      # only start() takes a slot (and sets "running" itself)
         self._lock.notify_all()
 
     def _say_ended_locked(self) -> None:
@@ -299,7 +243,7 @@ class Session:
 
     def _fail_locked(self, err: BaseException) -> None:
         log.warning("training run failed", exc_info=err)   # the last good snapshot stays
-        self._set_state_locked("error", _out_of_memory_message(err) or str(err) or type(err).__name__)
+        self._set_state_locked("error", out_of_memory_message(err) or str(err) or type(err).__name__)
 
     def _apply_pending_locked(self) -> None:
         if self._pending:
@@ -333,7 +277,7 @@ class Session:
             self._loop()
         finally:
             if self._state == "error":   # _loop has returned: the failed step's tensors are gone
-                _free_gpu_memory()
+                free_gpu_memory()
             self._finish()
 
     def _loop(self) -> None:
@@ -348,12 +292,12 @@ class Session:
                     continue
                 idle = time.monotonic() - self._last_poll
                 if self._state == "running" and self._run_seconds >= self.max_seconds:
-                    self._set_state_locked("stopped", f"Stopped after {_minutes(self.max_seconds)} of training, "
+                    self._set_state_locked("stopped", f"Stopped after {minutes(self.max_seconds)} of training, "
                                            "the limit per run. Download the checkpoint to keep it, or press Reset.")
                     self._final = True
                 elif self._state == "running" and idle >= self.idle_pause_s:
                     self._set_state_locked("paused", f"Paused: nobody has looked at this run for "
-                                           f"{_minutes(self.idle_pause_s)}. Press Resume to continue.")
+                                           f"{minutes(self.idle_pause_s)}. Press Resume to continue.")
                 elif self._state == "paused" and idle >= self.idle_stop_s:
                     self._set_state_locked("stopped", "Stopped its thread after a long time without a "
                                            "viewer. Press Resume to continue.")
