@@ -1,4 +1,6 @@
-"""Runs side by side: 2-4 toy GANs in lock-step, Figure 1's critic-only setup, snapshot strips, grids.
+"""Runs side by side: 2-4 toy GANs in lock-step, Figure 1's critic-only setup, snapshot strips.
+
+(Grids of up to 16 runs live in explorer/grid.py.)
 
 "Identical" here means: every run is built from the same ToyConfig (dataset, architecture, batch,
 seed) with only the compared fields changed, so all runs start from the same weights and each run
@@ -21,7 +23,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.ensemble import Ensemble, grid_configs
 from explorer.losses import critic_terms, clip_weights, input_grad_norms, interpolates, make_optimizer
 from explorer.metrics import ToySnapshot, critic_field, critic_push, toy_snapshot, w1_exact
 from explorer.models import MLPCritic, init_linear
@@ -40,7 +41,6 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
                        ("WGAN-GP (λ = 10)", {"loss": "wgan-gp"})],
 }
 SCALES = ("standardized, shared", "per panel", "raw, shared")
-MAX_GRID = 16
 
 
 @dataclass
@@ -259,66 +259,6 @@ def make_critic_only(cfg: CriticOnlyConfig) -> Lockstep:
                     lambda t: critic_only_snapshot(t, cfg.n, cfg.grid))
 
 
-# ---------------------------------------------------------------------- grids (batched ensemble)
-@dataclass
-class GridConfig:
-    base: ToyConfig = field(default_factory=lambda: ToyConfig(width=64))  # shared by every member
-    field_a: str = "lam"                 # first axis: one of ensemble.MEMBER_FIELDS
-    values_a: tuple = (0.1, 1.0, 10.0)
-    field_b: str | None = "n_critic"     # second axis (None: a single row)
-    values_b: tuple = (1, 5)
-    n: int = 128                         # samples per member snapshot
-    grid: int = 48                       # critic-field lattice per side
-
-    def member_configs(self) -> list[ToyConfig]:
-        cfgs = grid_configs(self.base, self.field_a, self.values_a, self.field_b, self.values_b)
-        if len(cfgs) > MAX_GRID:
-            raise ValueError(f"A grid holds at most {MAX_GRID} runs; these axes make {len(cfgs)}.")
-        return cfgs
-
-    def labels(self) -> list[str]:
-        fb = [self.field_b] if self.field_b else []
-        return [", ".join(f"{f}={getattr(c, f):g}" for f in [self.field_a, *fb]) for c in self.member_configs()]
-
-
-class GridRuns:
-    """A batched Ensemble with labels and snapshots: every member is a panel (toy_snapshot on a view)."""
-
-    def __init__(self, cfg: GridConfig, points: np.ndarray | None = None):
-        self.grid_cfg, self.member_cfgs, self.labels = cfg, cfg.member_configs(), cfg.labels()
-        self.ensemble = Ensemble(self.member_cfgs, points)
-        self.cfg = self.ensemble.cfg
-
-    @property
-    def step_count(self) -> int:
-        return self.ensemble.step_count
-
-    def step(self, n: int = 1) -> None:
-        self.ensemble.step(n)
-
-    def update(self, **hot) -> None:
-        self.ensemble.update(**hot)
-
-    def snapshot(self) -> CompareSnapshot:
-        ens, c = self.ensemble, self.grid_cfg
-        panels = [toy_snapshot(ens.view(k), ens.source, n=c.n, grid=c.grid) for k in range(ens.K)]
-        metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
-        return CompareSnapshot(ens.step_count, list(self.labels), panels, list(ens.diverged), metrics)
-
-
-def grid_table(snap: CompareSnapshot, cfgs: list[ToyConfig], fields: list[str]) -> pd.DataFrame:
-    """One row per member: its grid values and latest metrics, sorted by exact W1 (best first)."""
-    rows = []
-    for label, cfg, p, why in zip(snap.labels, cfgs, snap.panels, snap.diverged):
-        m = p.metrics
-        rows.append({"run": label, **{f: getattr(cfg, f) for f in fields}, "W1 exact": m["w1_exact"],
-                     "W1 floor": m["w1_floor"], "modes": m["modes"], "HQ %": None if m["hq"] is None else 100 * m["hq"],
-                     "‖∇f‖ mean": m["gp_grad_norm_mean"], "‖∇f‖ std": m["gp_grad_norm_std"],
-                     "status": why or "ok"})
-    return pd.DataFrame(rows).sort_values("W1 exact", ignore_index=True, na_position="last")
-
-
-# ---------------------------------------------------------------------- scales, charts, strips
 def scaled_panels(panels: list[ToySnapshot], mode: str = SCALES[0]) -> list[tuple[ToySnapshot, float | None, float | None]]:
     """(panel, vmin, vmax) per panel for one colour-scale policy (see SCALES).
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.fast_mlp import FastStep, keep_freed_memory
 from explorer.checkpoints import CHECKPOINT_FORMAT, checkpoint_bytes, load_checkpoint, save_checkpoint  # noqa: F401
 from explorer.losses import KINDS, OPTIMIZERS, clip_weights, critic_terms, generator_loss, make_optimizer
 from explorer.models import MLPCritic, MLPGenerator, init_linear
@@ -25,6 +26,7 @@ from explorer.toy_data import NAMES, make_source
 
 HOT_FIELDS = ("lam", "clip", "n_critic", "lr_g", "lr_c")  # changeable while running
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FAST_CPU = True          # use explorer/fast_mlp.py where it applies (tests and benches switch it off)
 CHECK_EVERY = 25         # generator steps between finiteness checks (and last-good snapshots)
 
 
@@ -143,8 +145,10 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        if self.device.type == "cpu" and cfg.cpu_threads and torch.get_num_threads() != cfg.cpu_threads:
-            torch.set_num_threads(cfg.cpu_threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+            if cfg.cpu_threads and torch.get_num_threads() != cfg.cpu_threads:
+                torch.set_num_threads(cfg.cpu_threads)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.sample_real, self.sample_noise = sample_real, sample_noise
         self.rng = rng if rng is not None else torch.Generator(self.device).manual_seed(cfg.seed)
@@ -155,6 +159,9 @@ class Trainer:
         self.history: list[dict] = []
         self._stride = 1          # record every _stride-th step (doubles when history is thinned)
         self.extras: dict = {}    # room for callers' per-trainer caches (e.g. snapshot noise)
+        # MLPs on CPU: hand-derived gradients (explorer/fast_mlp.py), same maths, same random draws.
+        self.fast = FastStep(self.generator, self.critic) if FAST_CPU and FastStep.supports(
+            self.generator, self.critic, self.device) else None
         self._good = self._capture()
 
     # ------------------------------------------------------------------ one generator step
@@ -204,7 +211,8 @@ class Trainer:
         done = 0
         while done < n:
             k = min(CHECK_EVERY, n - done)
-            stats = torch.stack([self._one_step() for _ in range(k)]).cpu()
+            one_step = self._one_step if self.fast is None else lambda: self.fast(self)
+            stats = torch.stack([one_step() for _ in range(k)]).cpu()
             self._check(stats)
             for i, (loss_c, loss_g, w_est, gp) in enumerate(stats.tolist(), start=self.step_count + 1):
                 record = {"step": i, "loss_c": loss_c, "loss_g": loss_g, "w_est": w_est, "gp": gp}

@@ -6,6 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer import compare as C
+from explorer import grid as Grid
 from explorer import plots
 from explorer.ensemble import MEMBER_FIELDS
 from explorer.session import Session
@@ -97,13 +98,19 @@ try:
         va = a.text_input("its values", "0.1, 1, 10", key=P + "va")
         fb = b.selectbox("Second axis", ("none",) + MEMBER_FIELDS, 3, key=P + "fb")
         vb = b.text_input("its values", "1, 5", key=P + "vb")
-        cfg = C.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
-                           values_b=floats(vb) if fb != "none" else ())
+        cfg = Grid.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
+                              values_b=floats(vb) if fb != "none" else ())
         cfg.member_configs()
-        factory = lambda: C.GridRuns(replace(cfg))
-        st.caption("All runs of the grid train as **one batched ensemble** (weights stacked, one batched "
-                   "matmul per layer). Members with fewer critic iterations sit out the extra critic "
-                   "passes; each member draws exactly what a lone run with its seed would draw.")
+        factory = lambda: Grid.GridRuns(replace(cfg))
+        if cfg.resolved_engine() == "ensemble":
+            st.caption("All runs of the grid train as **one batched ensemble** (weights stacked, one batched "
+                       "matmul per layer). Members with fewer critic iterations sit out the extra critic "
+                       "passes; each member draws exactly what a lone run with its seed would draw.")
+        else:
+            st.caption("On this CPU the runs train **one after another in lock-step**, each with the "
+                       "hand-derived gradients of the fast path: faster here than one batched ensemble, "
+                       "which the grid uses on a GPU. Each run draws exactly what a lone run with its seed "
+                       "would draw, so the results are the same either way.")
 except ValueError as err:
     error, factory, cfg = str(err), None, None
 
@@ -191,7 +198,7 @@ def live_view() -> None:
     elif mode == MODES[2]:
         draw_panels(snap, min(4, len(snap.panels)), small=True)
         fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
-        st.dataframe(C.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
+        st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
     else:
         draw_panels(snap, len(snap.panels), small=False)
         log = session.metrics_log()

@@ -8,9 +8,20 @@ import torch
 from PIL import Image
 
 from explorer import compare as C
+from explorer import grid as Grid
+from explorer import training
 from explorer.training import ToyConfig
 
 TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=2, device="cpu")
+
+
+@pytest.fixture
+def float64_default():
+    """float64 everywhere, so that two engines doing the same maths agree to round-off."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def small(cfg: C.CompareConfig, **kw) -> C.CompareConfig:
@@ -113,18 +124,44 @@ def test_critic_only_fixed_generator_is_data_plus_unit_noise():
     assert float(noise.std()) == pytest.approx(1.0, abs=0.02)
 
 
-def test_grid_runs_batched_snapshot_and_table():
-    cfg = C.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
-                       field_b="n_critic", values_b=(1, 2), n=32, grid=8)
-    runs = C.GridRuns(cfg)
+@pytest.mark.parametrize("engine", ["ensemble", "lone"])
+def test_grid_runs_snapshot_and_table(engine):
+    cfg = Grid.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
+                          field_b="n_critic", values_b=(1, 2), n=32, grid=8, engine=engine)
+    runs = Grid.GridRuns(cfg)
+    assert runs.engine == engine
     runs.step(6)
     snap = runs.snapshot()
-    assert snap.step == 6 and len(snap.panels) == 4 and snap.labels[0] == "lam=0.1, n_critic=1"
-    table = C.grid_table(snap, cfg.member_configs(), ["lam", "n_critic"])
+    assert snap.step == runs.step_count == 6 and len(snap.panels) == 4 and snap.labels[0] == "lam=0.1, n_critic=1"
+    table = Grid.grid_table(snap, cfg.member_configs(), ["lam", "n_critic"])
     w1 = table["W1 exact"].tolist()
     assert w1 == sorted(w1) and set(table["lam"]) == {0.1, 10.0}
     with pytest.raises(ValueError, match="at most 16"):
-        C.GridConfig(values_a=tuple(range(1, 10))).member_configs()
+        Grid.GridConfig(values_a=tuple(range(1, 10))).member_configs()
+    with pytest.raises(ValueError, match="engine"):
+        Grid.GridConfig(engine="gpu-please").member_configs()
+
+
+def test_grid_engines_train_the_same_members(float64_default):
+    """The batched ensemble and lone trainers compute the same runs from the same draws."""
+    snaps = []
+    for engine in ("ensemble", "lone"):
+        cfg = Grid.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
+                              field_b="seed", values_b=(0, 3), n=32, grid=8, engine=engine)
+        runs = Grid.GridRuns(cfg)
+        runs.step(5)
+        runs.update(lr_c=5e-4)
+        runs.step(3)
+        snaps.append(runs.snapshot())
+    for a, b in zip(*(s.panels for s in snaps)):
+        np.testing.assert_allclose(a.fake, b.fake, rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(a.field, b.field, rtol=1e-7, atol=1e-8)
+
+
+def test_grid_auto_engine_is_lone_on_cpu(monkeypatch):
+    assert Grid.GridConfig(base=replace(TINY, device="cpu")).resolved_engine() == "lone"
+    monkeypatch.setattr(training, "FAST_CPU", False)
+    assert Grid.GridConfig(base=replace(TINY, device="cpu")).resolved_engine() == "ensemble"
 
 
 def test_w1_chart_has_a_line_per_run():
