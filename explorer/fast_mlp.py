@@ -76,7 +76,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, relu
     torch's own kernel for thin ones such as the 2-D input and the 1-unit score layer.
     """
     if ONEDNN and x.dtype == torch.float32 and min(x.shape[0], x.shape[1], w.shape[0]) >= 32:
-        return torch.ops.mkldnn._linear_pointwise(x, w, b, "relu" if relu else "none", [], "")
+        # A transposed x (the weight gradients' delta^T) is copied here: oneDNN's own copy is slower.
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w, b, "relu" if relu else "none", [], "")
     y = x @ w.T if b is None else torch.addmm(b, x, w.T)
     return y.relu_() if relu else y
 

@@ -29,6 +29,8 @@ class Session:
     the caller's thread by `prepare`/`start`/`step`, so a ValueError about bad settings reaches the page.
     snapshot_fn(trainer) turns the trainer into something drawable; the worker calls it every
     `snapshot_every_s` seconds while training, after a manual step, on pause and at the end.
+    still_snapshot_fn, if given, replaces it when the run stands still (after a manual step, on
+    pause, at the end): the moment a user reads the numbers, so costly ones can be forced fresh.
     """
 
     def __init__(self, trainer_factory: Callable[[], Any], snapshot_fn: Callable[[Any], Any], *,
@@ -36,8 +38,10 @@ class Session:
                  idle_stop_s: float | None = None, steps_per_tick: int | None = None,
                  tick_s: float = 0.05, snapshot_every_s: float = 0.3, snapshot_share: float = 0.1,
                  max_frames: int = 60, max_log: int = 2000, hot_fields: Iterable[str] | None = None,
-                 torch_threads: int | None = None) -> None:
+                 torch_threads: int | None = None,
+                 still_snapshot_fn: Callable[[Any], Any] | None = None) -> None:
         self._factory, self._snapshot_fn = trainer_factory, snapshot_fn
+        self._still_snapshot_fn = still_snapshot_fn or snapshot_fn
         # Training seconds allowed per run (paused time does not count); without a latest() call for
         # idle_pause_s a run pauses, and after idle_stop_s its thread ends.
         self.max_seconds = max_seconds or env_number("EXPLORER_MAX_SECONDS", 600.0)
@@ -65,6 +69,7 @@ class Session:
         self._final = False                    # stopped for good: stop() or the time cap
         self._trainer: Any = None
         self._snapshot: Any = None
+        self._snapshot_still = False           # the snapshot came from still_snapshot_fn
         self._pending: dict[str, Any] = {}     # hot updates for the next step
         self._frames: list[Any] = []           # snapshots for a GIF, bounded; and per snapshot
         self._log: list[dict] = []             # {"step", **snapshot.metrics}, bounded
@@ -184,9 +189,9 @@ class Session:
         """Train n steps now (while paused or before Start) and return the new snapshot."""
         def steps(trainer: Any) -> Any:
             trainer.step(n)            # (pending updates were applied by update() or the worker)
-            snapshot = self._snapshot_fn(trainer)
+            snapshot = self._still_snapshot_fn(trainer)
             with self._lock:
-                self._store_locked(snapshot)
+                self._store_locked(snapshot, still=True)
             return snapshot
         with self._lock:
             if self._state == "error" or self._final:
@@ -253,9 +258,10 @@ class Session:
             except ValueError as err:   # a bad value: say so, keep training with the old one
                 self._message = f"Could not change {', '.join(hot)}: {err}"
 
-    def _store_locked(self, snapshot: Any) -> None:
-        """Make `snapshot` the latest; keep it as a GIF frame and its metrics in the log when due."""
-        self._snapshot = snapshot
+    def _store_locked(self, snapshot: Any, still: bool = False) -> None:
+        """Make `snapshot` the latest; keep it as a GIF frame and its metrics in the log when due.
+        still: it came from still_snapshot_fn."""
+        self._snapshot, self._snapshot_still = snapshot, still or self._still_snapshot_fn is self._snapshot_fn
         step = getattr(snapshot, "step", getattr(self._trainer, "step_count", 0))
         metrics = getattr(snapshot, "metrics", None)
         if isinstance(metrics, dict) and (not self._log or self._log[-1]["step"] != step):
@@ -335,10 +341,11 @@ class Session:
     def _take_final_snapshot_locked(self) -> None:
         """After a pause or a stop, show the weights as they are now (not ~snapshot_every_s ago)."""
         step = getattr(self._trainer, "step_count", None)
-        if self._state == "error" or self._trainer is None or getattr(self._snapshot, "step", -1) == step:
+        if self._state == "error" or self._trainer is None or (
+                self._snapshot_still and getattr(self._snapshot, "step", -1) == step):
             return
         try:
-            self._store_locked(self._snapshot_fn(self._trainer))
+            self._store_locked(self._still_snapshot_fn(self._trainer), still=True)
         except Exception as err:  # drawing failed: keep the older snapshot, say why
             self._message = (self._message + f" (could not draw the last state: {err})").strip()
 

@@ -46,7 +46,10 @@ def stop_session(session: Session) -> None:
 @st.cache_resource(scope="session", on_release=stop_session, show_spinner=False)
 def get_session() -> Session:
     """One training session per visitor; the factory is swapped on Reset."""
-    return Session(lambda: None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.5)
+    # Sliced W and diversity are re-measured at most every 2 s while training, but always after a
+    # manual step, on pause and at the end, when the user reads them.
+    return Session(lambda: None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.5,
+                   still_snapshot_fn=lambda trainer: image_snapshot(trainer, force_metrics=True))
 
 
 # ----------------------------------------------------------------------------- controls

@@ -50,6 +50,8 @@ def test_manual_steps_show_a_sample_grid_and_metrics():
     assert not at.exception and not at.error
     caps = captions(at)
     assert "Generated, fixed noise — step 20" in caps and "Real (held out)" in caps
+    stale = [c.value for c in at.caption if c.value.startswith("These four were measured")]
+    assert not stale, stale                              # metrics are fresh after a manual step
     labels = [m.label for m in at.metric]
     assert "Sliced W (generated vs real)" in labels and "Diversity (generated)" in labels
     states = [c.value for c in at.caption if c.value.startswith("State:")]

@@ -152,6 +152,23 @@ def test_manual_step_while_paused(make):
     assert s.state == "paused"
 
 
+def test_still_snapshots_after_manual_step_and_pause(make):
+    """The snapshot a user reads at rest (manual step, pause) comes from still_snapshot_fn."""
+    still: list[int] = []
+
+    def still_snap(trainer: FakeTrainer) -> FakeSnapshot:
+        still.append(trainer.step_count)
+        return FakeSnapshot(trainer.step_count, -1.0)
+
+    s = make(still_snapshot_fn=still_snap)
+    assert s.step(3).lam == -1.0 and still == [3]
+    s.start()
+    assert wait_for(lambda: s.latest().step > 3)
+    assert s.latest().lam == 10.0                       # live snapshots use snapshot_fn
+    s.pause()
+    assert s.latest().lam == -1.0 and s.latest().step == s.fake.step_count == still[-1]
+
+
 def test_call_runs_on_worker_between_chunks(make):
     s = make()
     s.start()
