@@ -99,13 +99,21 @@ def forward(layers: list[nn.Linear], x: torch.Tensor) -> list[torch.Tensor]:
     return acts
 
 
-def score_chain(layers: list[nn.Linear], acts: list[torch.Tensor], from_row: int = 0) -> list[torch.Tensor]:
+def score_chain(layers: list[nn.Linear], acts: list[torch.Tensor], from_row: int = 0,
+                scale: torch.Tensor | None = None) -> list[torch.Tensor]:
     """[c_1, ..., c_{L-1}, grad_x f]: d f(x_i) / d a_l for every hidden layer, and for the input
     (the input's only for rows from `from_row` on). Needs a scalar output (critics); row i of c_l
-    is the gradient of f(x_i) alone.
+    is the gradient of f(x_i) alone. With `scale` (from_row, 1), the rows before `from_row` are
+    those of  scale_i * f(x_i)  (the chain is linear, so the factor is applied once, at its start).
     """
     n, top = acts[0].shape[0], layers[-1].weight
-    c = _relu_grad(top.expand(n, top.shape[1]), acts[-2], 0)
+    if scale is None:
+        c = _relu_grad(top.expand(n, top.shape[1]), acts[-2], 0)
+    else:
+        c = torch.empty(n, top.shape[1], dtype=top.dtype)
+        torch.mul(scale, top, out=c[:from_row])
+        c[from_row:] = top
+        _relu_grad.grad_input(c, acts[-2], 0, grad_input=c)
     chain = [c]
     for l in range(len(layers) - 2, 0, -1):  # layers[l] maps a_l -> a_{l+1}
         c = _relu_grad(linear(c, layers[l].weight.T), acts[l], 0)
@@ -156,41 +164,40 @@ def critic_grads(layers: list[nn.Linear], x: torch.Tensor, s, n_pen: int = 0,
                  lam: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Fill the critic's p.grad for  Loss = sum_i s_i f(x_i) [+ lam * mean_pen (||grad f|| - 1)^2].
 
-    x (n, d): the m = n - n_pen scored rows, then the n_pen interpolates of the penalty; s (m, 1),
-    or a function of the scored rows' f (m, 1) that returns it. Returns (f over all rows (n, 1), the
-    penalty without lam, or None).
+    x (n, d): the m = n - n_pen scored rows, then the n_pen interpolates of the penalty (overwritten
+    here); s (m, 1), or a function of the scored rows' f (m, 1) that returns it. Returns (f over all
+    rows (n, 1), the penalty without lam, or None).
     """
     acts = forward(layers, x)
     m = x.shape[0] - n_pen
     s = s(acts[-1][:m]) if callable(s) else s
-    chain = score_chain(layers, acts, m)  # chain[l] = df/da_{l+1}; chain[-1] = grad_x f (penalty rows)
-    top, n = len(layers) - 1, x.shape[0]
+    # chain[l] = s * df/da_{l+1} on the scored rows (their delta), df/da_{l+1} on the penalty rows.
+    chain = score_chain(layers, acts, m, scale=s)
+    top = len(layers) - 1
     gp = None
-    # right holds, for the layer at hand, s * a_l on the scored rows and e_l (u for l = 0) on the
-    # penalty rows, so that one product  c^T right  gives both parts of dW.
-    right = torch.empty(n, x.shape[1], dtype=x.dtype)
     if n_pen:
         gx = chain[-1]
         norms = gx.norm(dim=1, keepdim=True)
         gp = ((norms - 1) ** 2).mean()
         scale = torch.where(norms > 0, (2 * lam / n_pen) * (norms - 1) / norms, 0.0)
-        torch.mul(gx, scale, out=right[m:])  # u = dP/d(grad_x f)
+        torch.mul(gx, scale, out=acts[0][m:])  # u = dP/d(grad_x f), over the interpolates: no longer needed
+    # From here on acts[l] holds a_l on the scored rows and e_l (u for l = 0) on the penalty rows, so
+    # that one product  chain[l]^T acts[l]  gives both parts of dW_l.
     for l, lin in enumerate(layers):  # lin maps a_l -> a_{l+1}
+        a = acts[l]
         if l == top:
-            g = s.T @ acts[l][:m]
-            _set_grad(lin.weight, g + right[m:].sum(0, keepdim=True) if n_pen else g)
+            g = s.T @ a[:m]
+            _set_grad(lin.weight, g + a[m:].sum(0, keepdim=True) if n_pen else g)
             _set_grad(lin.bias, s.sum(0))
             break
-        torch.mul(acts[l][:m], s, out=right[:m])
         if l == 0:  # narrow input: copy the narrow operand (oneDNN wants a dense first operand)
-            _set_grad(lin.weight, linear(right.T, chain[l].T).T.contiguous())
+            _set_grad(lin.weight, linear(a.T, chain[l].T).T.contiguous())
         else:
-            _set_grad(lin.weight, linear(chain[l].T, right.T))
-        _set_grad(lin.bias, (s.T @ chain[l][:m]).view(-1))
-        nxt = torch.empty(n, lin.out_features, dtype=x.dtype)
-        if n_pen:
-            _relu_grad.grad_input(linear(right[m:], lin.weight), acts[l + 1][m:], 0, grad_input=nxt[m:])
-        right = nxt
+            _set_grad(lin.weight, linear(chain[l].T, a.T))
+        _set_grad(lin.bias, chain[l][:m].sum(0))
+        if n_pen:  # e_{l+1}, written over the interpolates' activations (their masks were used above)
+            nxt = acts[l + 1][m:]
+            _relu_grad.grad_input(linear(a[m:], lin.weight), nxt, 0, grad_input=nxt)
     return acts[-1], gp
 
 
