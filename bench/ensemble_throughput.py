@@ -27,7 +27,6 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from explorer.ensemble import Ensemble, grid_configs  # noqa: E402
-from explorer import training  # noqa: E402
 from explorer.grid import GridConfig  # noqa: E402
 from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
 
@@ -39,11 +38,10 @@ def member_configs(k: int, width: int, batch: int = 256) -> list[ToyConfig]:
 
 
 def time_sequential(cfgs: list[ToyConfig], steps: int, fast: bool = True) -> float:
-    training.FAST_CPU = fast
-    try:
-        trainers = [make_toy_trainer(replace(c)) for c in cfgs]
-    finally:
-        training.FAST_CPU = True
+    trainers = [make_toy_trainer(replace(c)) for c in cfgs]
+    if not fast:
+        for t in trainers:
+            t.fast = None             # the Trainer's autograd path
     for t in trainers:
         t.step(2)                     # warm-up (allocator, first-call overheads)
     t0 = time.perf_counter()

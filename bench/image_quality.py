@@ -48,38 +48,39 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override ImageConfig fields, e.g. --set batch_size=32 seed=1")
     args = p.parse_args()
-    fields = ImageConfig().__dict__   # defaults as resolved for the default loss
-    overrides = {}
-    for kv in args.set:
+    defaults, overrides = ImageConfig(), {}
+    for kv in args.set:  # each value takes the type of the field's default (str where it is None)
         key, value = kv.split("=", 1)
-        kind = type(fields.get(key, "")) if fields.get(key) is not None else str
-        overrides[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
+        default = getattr(defaults, key, None)
+        kind = str if default is None else type(default)
+        overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     uploads = load_array(args.images) if args.images else None
     cfg = ImageConfig(**{"dataset": "upload" if uploads is not None else args.dataset, **overrides})
     trainer = make_image_trainer(cfg, uploads=uploads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = Path(args.images).stem if args.images else cfg.dataset
-    first = image_snapshot(trainer, force_metrics=True)
-    Image.fromarray(first.real_grid).resize([s * args.zoom for s in first.real_grid.shape[1::-1]],
-                                            Image.NEAREST).save(out / f"{tag}_real.png")
+
+    def save(grid: np.ndarray, name: str) -> Path:
+        path = out / f"{tag}_{name}.png"
+        Image.fromarray(grid).resize([s * args.zoom for s in grid.shape[1::-1]], Image.NEAREST).save(path)
+        return path
+
+    save(image_snapshot(trainer, force_metrics=True).real_grid, "real")
     print(f"{cfg.dataset} {cfg.image_size}x{cfg.image_size}x{cfg.channels}, loss {cfg.loss}, batch "
           f"{cfg.batch_size}, lr {cfg.lr_g}/{cfg.lr_c}, features {cfg.g_features}/{cfg.c_features}, "
           f"{len(trainer.source.pool) if trainer.source.pool is not None else 'endless'} training images")
     print(f"{'seconds':>8}{'steps':>8}{'sliced W':>10}{'floor':>8}{'diversity':>11}{'real':>7}  file")
     marks, train_s = sorted(args.marks), 0.0
-    chunk = 10
     while marks:
         t0 = time.perf_counter()
-        trainer.step(chunk)
+        trainer.step(10)
         train_s += time.perf_counter() - t0
         if train_s < marks[0]:
             continue
         mark = marks.pop(0)
         snap = image_snapshot(trainer, force_metrics=True)
-        name = out / f"{tag}_{int(mark)}s.png"
-        Image.fromarray(snap.fake_grid).resize([s * args.zoom for s in snap.fake_grid.shape[1::-1]],
-                                               Image.NEAREST).save(name)
+        name = save(snap.fake_grid, f"{int(mark)}s")
         m = snap.metrics
         print(f"{train_s:>8.1f}{trainer.step_count:>8}{m['sliced_w']:>10.4f}{m['sliced_w_floor']:>8.4f}"
               f"{m['diversity']:>11.3f}{m['diversity_real']:>7.3f}  {name}", flush=True)

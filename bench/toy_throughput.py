@@ -29,7 +29,6 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from explorer.models import MLPCritic, MLPGenerator  # noqa: E402
-from explorer import training  # noqa: E402
 from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
 
 B, LAM, N_CRITIC, LR = 256, 0.1, 5, 1e-4
@@ -103,12 +102,10 @@ class AppLoop:
     def __init__(self, width: int, seed: int = 0, fast: bool = True):
         cfg = ToyConfig(loss="wgan-gp", lam=LAM, n_critic=N_CRITIC, batch_size=B, lr_g=LR, lr_c=LR,
                         width=width, depth=3, seed=seed, cpu_threads=0)  # threads are set by this script
-        training.FAST_CPU = fast
-        try:
-            self.trainer = make_toy_trainer(cfg)
-        finally:
-            training.FAST_CPU = True
-        assert (self.trainer.fast is not None) == fast, "the fast path did not apply"
+        self.trainer = make_toy_trainer(cfg)
+        assert self.trainer.fast is not None, "the fast path did not apply"
+        if not fast:
+            self.trainer.fast = None  # the Trainer's autograd path
 
     def step(self) -> None:
         self.trainer.step(1)

@@ -221,11 +221,12 @@ class FastStep:
         self.g_layers, self.c_layers = mlp_layers(generator.net), mlp_layers(critic.net)
         self._weights: torch.Tensor | None = None
 
-    def _wgan_weights(self, B: int, like: torch.Tensor) -> torch.Tensor:
+    def _wgan_weights(self, B: int, dtype: torch.dtype) -> torch.Tensor:
         """score_weights for wgan(-gp): they depend on the batch size only, so they are kept."""
         w = self._weights
-        if w is None or len(w) != 2 * B or w.dtype != like.dtype:
-            w = self._weights = score_weights("wgan", like[:, :1], like[:, :1])
+        if w is None or len(w) != 2 * B or w.dtype != dtype:
+            half = torch.empty((B, 1), dtype=dtype)
+            w = self._weights = score_weights("wgan", half, half)
         return w
 
     @staticmethod
@@ -247,13 +248,16 @@ class FastStep:
             eps = torch.rand((B, 1), generator=trainer.rng, dtype=real.dtype) if kind == "wgan-gp" else None
             draws.append((real, z, eps))
         g_acts = forward(gl, torch.cat([z for _, z, _ in draws]))
+        if kind == "gan":  # they depend on the critic's scores
+            weights = lambda f: score_weights(kind, f[:B], f[B:])  # noqa: E731
+        else:
+            weights = self._wgan_weights(B, g_acts[-1].dtype)
         for i, (real, _, eps) in enumerate(draws):
             fake = g_acts[-1][i * B:(i + 1) * B]
             rows, n_pen = [real, fake], 0
             if eps is not None:
                 rows.append(torch.lerp(fake, real, eps))
                 n_pen = B
-            weights = (lambda f: score_weights(kind, f[:B], f[B:])) if kind == "gan" else self._wgan_weights(B, real)
             f, gp = critic_grads(cl, torch.cat(rows), weights, n_pen, cfg.lam)
             optimizer_step(trainer.opt_c)
             if kind == "wgan":

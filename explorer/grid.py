@@ -8,7 +8,7 @@ as its own Trainer (tests/test_ensemble.py). Which engine trains the grid is a m
   per-kernel overhead dominates, i.e. on a GPU.
 - "lone": one Trainer per member, stepped in lock-step. On CPU each Trainer takes the hand-derived
   gradients of explorer/fast_mlp.py, which outrun the batched autograd ensemble here
-  (bench/ensemble_throughput.py: K=8, width 128: 217 vs 119 run-steps/s; width 64: 505 vs 443).
+  (bench/ensemble_throughput.py, K=8, width 128, 1 thread: 262 vs 135 run-steps/s).
 
 "auto" picks lone trainers where the fast path applies (CPU) and the ensemble elsewhere.
 """
@@ -68,11 +68,11 @@ class GridRuns:
         self.grid_cfg, self.member_cfgs, self.labels = cfg, cfg.member_configs(), cfg.labels()
         self.engine = cfg.resolved_engine()
         if self.engine == "ensemble":
-            self.ensemble = Ensemble(self.member_cfgs, points)
-            self.cfg = self.ensemble.cfg
+            self.runs: Ensemble | Lockstep = Ensemble(self.member_cfgs, points)
+            self.cfg = self.runs.cfg
         else:
             trainers = [make_toy_trainer(replace(c), points) for c in self.member_cfgs]
-            self.lockstep = Lockstep(trainers, self.labels, lambda t: self._panel(t, t.source))
+            self.runs = Lockstep(trainers, self.labels, lambda t: self._panel(t, t.source))
             self.cfg = trainers[0].cfg
 
     def _panel(self, member, source):
@@ -80,19 +80,19 @@ class GridRuns:
 
     @property
     def step_count(self) -> int:
-        return self.ensemble.step_count if self.engine == "ensemble" else self.lockstep.step_count
+        return self.runs.step_count
 
     def step(self, n: int = 1) -> None:
-        (self.ensemble if self.engine == "ensemble" else self.lockstep).step(n)
+        self.runs.step(n)
 
     def update(self, **hot) -> None:
         """A hot change (lam, clip, n_critic, lr_g, lr_c) for every member."""
-        (self.ensemble if self.engine == "ensemble" else self.lockstep).update(**hot)
+        self.runs.update(**hot)
 
     def snapshot(self) -> CompareSnapshot:
-        if self.engine == "lone":
-            return self.lockstep.snapshot()
-        ens = self.ensemble
+        if isinstance(self.runs, Lockstep):
+            return self.runs.snapshot()
+        ens = self.runs
         panels = [self._panel(ens.view(k), ens.source) for k in range(ens.K)]
         metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
         return CompareSnapshot(ens.step_count, list(self.labels), panels, list(ens.diverged), metrics)

@@ -209,9 +209,9 @@ class Trainer:
             raise ValueError(f"step(n) needs a whole number n >= 1; got {n!r}.")
         record: dict = {}
         done = 0
+        one_step = self._one_step if self.fast is None else lambda: self.fast(self)
         while done < n:
             k = min(CHECK_EVERY, n - done)
-            one_step = self._one_step if self.fast is None else lambda: self.fast(self)
             stats = torch.stack([one_step() for _ in range(k)]).cpu()
             self._check(stats)
             for i, (loss_c, loss_g, w_est, gp) in enumerate(stats.tolist(), start=self.step_count + 1):
