@@ -1,6 +1,8 @@
 """Router of the explorer: `streamlit run streamlit_app.py` opens every page from here."""
 import streamlit as st
 
+from explorer.pool import get_pool
+
 st.set_page_config(page_title="Distance & GAN explorer", page_icon=":material/straighten:", layout="wide")
 
 PAGES = [
@@ -12,4 +14,5 @@ PAGES = [
     st.Page("pages/image_gan.py", title="Image GAN", icon=":material/image:"),
 ]
 
+get_pool().warm()   # a worker process starts importing torch while the visitor reads the first page
 st.navigation(PAGES).run()

@@ -1,17 +1,18 @@
 """Soak test of a hosted demo: N visitors train 2-D GANs at once for M minutes. A script, not a CI test.
 
 What it measures (all in this one run, so the ratios compare like with like):
-  * memory: RSS of this process sampled every --sample-s seconds, its peak (VmHWM), and whether it is
-    flat: mean RSS of the last third of the samples against the first third;
-  * threads: after every session is stopped, no `explorer-session-*` thread may remain;
+  * memory: RSS of this process and of the worker processes that hold the runs, summed, sampled every
+    --sample-s seconds, and whether it is flat: mean of the last third of the samples against the first;
+  * leftovers: after every session is closed and the pool shut down, no worker process may remain;
   * responsiveness of a real `streamlit run` server on the same machine: time to fetch /_stcore/health
     and to render a page in headless chromium, idle (baseline) and while the sessions train;
   * throughput: generator steps per second summed over the sessions;
-  * optionally (--browser-runs K) K browser tabs press Start on the 2-D GAN page, so the server itself
-    trains too; the server's RSS is sampled alongside.
+  * optionally (--browser-runs K) K browser tabs press Start on the 2-D GAN page, so the server's own
+    workers train too; the server's RSS is sampled alongside.
 
 The sessions are explorer.session.Session objects with the page's defaults (make_toy_trainer +
-toy_snapshot), polled like the page's live view polls them, so idle pause never kicks in.
+toy_snapshot, trained in this process's worker pool), polled like the page's live view polls them,
+so idle pause never kicks in. (bench/app_overhead.py measures what one visitor sees in a browser.)
 
     python bench/soak.py                        # 4 sessions, 2 minutes
     python bench/soak.py --sessions 2 --minutes 1 --browser-runs 1
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from explorer import session as session_mod  # noqa: E402
 from explorer.metrics import toy_snapshot  # noqa: E402
+from explorer.pool import get_pool, shutdown_pool  # noqa: E402
 from explorer.session import Session  # noqa: E402
 from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
 
@@ -50,8 +53,17 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
     return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
 
 
-def session_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("explorer-session-") and t.is_alive()]
+def runs_rss_mb() -> float:
+    """RSS of this process and of its pool's worker processes (where the runs live), in MiB."""
+    return rss_mb()[0] + sum(rss_mb(pid)[0] for pid in get_pool().pids())
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" not in f.read().lower()
+    except FileNotFoundError:
+        return False
 
 
 def timed_health(url: str) -> float:
@@ -124,9 +136,10 @@ def main() -> int:
             print(f"baseline (idle): health {summary(health_idle)}; render /{args.page} {summary(render_idle)}")
 
         # ------------------------------------------------------------------ the sessions
-        sessions = [Session(lambda i=i: make_toy_trainer(ToyConfig(seed=i)), lambda t: toy_snapshot(t, t.source))
-                    for i in range(args.sessions)]
-        rss0 = rss_mb()[0]
+        sessions = [Session(partial(make_toy_trainer, ToyConfig(seed=i)), toy_snapshot) for i in range(args.sessions)]
+        for s in sessions:
+            s.prepare()
+        rss0 = runs_rss_mb()
         for s in sessions:
             if not s.start():
                 print(f"  could not start a session: {s.message}")
@@ -159,7 +172,7 @@ def main() -> int:
         def sample() -> None:   # RSS at a steady pace, whatever the browser timing loop is doing
             while True:
                 now = time.monotonic()
-                rss = rss_mb()[0]
+                rss = runs_rss_mb()
                 samples.append(rss)
                 line = f"  t={now - t_start:5.0f} s  RSS {rss:7.1f} MiB"
                 if proc is not None:
@@ -187,32 +200,33 @@ def main() -> int:
         total_steps = sum(s.latest().step for s in sessions if s.latest() is not None)
         states = [s.state for s in sessions]
 
-        # ------------------------------------------------------------------ stop, and count threads
+        # ------------------------------------------------------------------ stop, and count leftovers
         stop_polling.set()
         poller.join(5)
         for context in tabs:
             context.close()
+        rss_now = runs_rss_mb()
+        workers = get_pool().pids()
         t0 = time.perf_counter()
         for s in sessions:
-            s.stop()
+            s.close()
+        shutdown_pool()
         stop_s = time.perf_counter() - t0
         time.sleep(0.5)
-        left = session_threads()
-
-        rss_now, peak = rss_mb()
+        left = [pid for pid in workers if alive(pid)]
         first, last = thirds(samples)
         print("\nresults")
         print(f"  sessions                : {args.sessions}, states at the end of the soak {sorted(set(states))}")
         print(f"  throughput              : {total_steps:,} generator steps in {elapsed:.0f} s = "
               f"{total_steps / elapsed:.1f} steps/s over all sessions")
-        print(f"  RSS before start        : {rss0:.1f} MiB; peak (VmHWM) {peak:.1f} MiB; now {rss_now:.1f} MiB")
+        print(f"  RSS before start        : {rss0:.1f} MiB; at the end {rss_now:.1f} MiB (this process + workers)")
         print(f"  RSS first vs last third : {first:.1f} -> {last:.1f} MiB ({100 * (last - first) / first:+.1f}%)"
               f" from {len(samples)} samples -> {'flat' if abs(last - first) / first < 0.05 else 'NOT flat'} (5% band)")
         if server_samples:
             sf, sl = thirds(server_samples)
             print(f"  server RSS first/last   : {sf:.1f} -> {sl:.1f} MiB ({100 * (sl - sf) / sf:+.1f}%)")
-        print(f"  threads after stop      : {len(left)} explorer-session thread(s) left {left or ''}; "
-              f"stop() of all took {stop_s:.2f} s")
+        print(f"  workers after shutdown  : {len(left)} of {len(workers)} left {left or ''}; "
+              f"closing all took {stop_s:.2f} s")
         if url is not None:
             print(f"  health idle             : {summary(health_idle)}")
             print(f"  health while training   : {summary(health_busy)}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
 import altair as alt
@@ -102,7 +103,7 @@ class Lockstep:
         self.step_count = 0
         self.diverged: list[str | None] = [None] * len(trainers)
         self.strip_every, self.strip_max = strip_every, strip_max
-        self.strip: list[CompareSnapshot] = [self.snapshot()] if strip_every else []
+        self.strip: list[CompareSnapshot] = [self._strip_frame()] if strip_every else []
 
     def step(self, n: int = 1) -> None:
         """n steps for every run still healthy; strip frames at exact multiples of strip_every."""
@@ -126,8 +127,13 @@ class Lockstep:
             if self.strip_every and self.step_count % self.strip_every == 0:
                 self._add_strip_frame()
 
+    def _strip_frame(self) -> CompareSnapshot:
+        """A snapshot without the panels' loss histories: the strip draws fields only."""
+        snap = self.snapshot()
+        return replace(snap, panels=[p.as_frame() for p in snap.panels])
+
     def _add_strip_frame(self) -> None:
-        self.strip.append(self.snapshot())
+        self.strip.append(self._strip_frame())
         if len(self.strip) > self.strip_max:   # keep every other frame: still evenly spaced
             self.strip = self.strip[::2]
             self.strip_every *= 2
@@ -143,6 +149,16 @@ class Lockstep:
         return CompareSnapshot(self.step_count, list(self.labels), panels, list(self.diverged), metrics)
 
 
+def take_snapshot(runs: Lockstep) -> CompareSnapshot:
+    """runs.snapshot(), as a function that pickles (the Compare page's snapshot function)."""
+    return runs.snapshot()
+
+
+def strip_frames(runs: Lockstep) -> list[CompareSnapshot]:
+    """The snapshot strip kept so far (what the page fetches from the worker)."""
+    return list(runs.strip)
+
+
 def run_labels(cfg: CompareConfig) -> list[str]:
     return list(cfg.labels) or [", ".join(f"{k}={v}" for k, v in over.items()) or "base" for over in cfg.runs]
 
@@ -152,7 +168,7 @@ def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
     from explorer.training import make_toy_trainer
     cfg.validate()
     trainers = [make_toy_trainer(replace(cfg.base, **over), points) for over in cfg.runs]
-    snap = lambda t: toy_snapshot(t, t.source, n=cfg.n, grid=cfg.grid)
+    snap = partial(toy_snapshot, n=cfg.n, grid=cfg.grid)
     return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max)
 
 

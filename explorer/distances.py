@@ -24,6 +24,20 @@ GROUNDS = ("abs", "sq", "saturated")
 _MAX_ITER = 50_000_000
 
 
+class NotConverged(RuntimeError):
+    """An exact optimal-transport solve stopped before the optimum: its value is not exact."""
+
+
+def check_converged(log: dict, what: str) -> None:
+    """Raise NotConverged if POT's log of a network-simplex solve says it stopped early.
+
+    POT only warns (and returns the plan it has) when it runs out of iterations; a number called
+    exact must not come from such a plan."""
+    if log.get("warning"):
+        raise NotConverged(f"The exact solver for {what} stopped before the optimum ({log['warning']}); "
+                           "the value would not be exact.")
+
+
 # ----------------------------------------------------------------------------- validation
 def _masses(values: ArrayLike, name: str) -> np.ndarray:
     """Return `values` as a float64 vector of non-negative, finite masses, not all zero."""
@@ -73,7 +87,7 @@ def _log_base(base: float) -> float:
     return math.log(base)
 
 
-def _positions(positions: ArrayLike | None, n: int) -> np.ndarray:
+def _positions(positions: ArrayLike | None, n: int, of: str = "the histograms") -> np.ndarray:
     if positions is None:
         return np.arange(n, dtype=np.float64)
     try:
@@ -81,7 +95,7 @@ def _positions(positions: ArrayLike | None, n: int) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError("Bin positions must contain only numbers.") from None
     if x.ndim != 1 or x.size != n:
-        raise ValueError(f"Bin positions must have the same length as the histograms ({n}); got {x.size}.")
+        raise ValueError(f"Bin positions must have the same length as {of} ({n}); got {x.size}.")
     if not np.all(np.isfinite(x)):
         raise ValueError("Bin positions contain NaN or infinity: every position must be a finite number.")
     return x
@@ -196,8 +210,9 @@ def _transport(a: np.ndarray, b: np.ndarray, x: np.ndarray, ground: str,
         sub = ot.emd_1d(x[ia], x[ib], a[ia], b[ib], metric=metric, dense=False, check_marginals=False)
         r, c, f = sub.row, sub.col, sub.data
     else:
-        dense = ot.emd(a[ia], b[ib], ground_matrix(x[ia], x[ib], ground, alpha),
-                       numItermax=_MAX_ITER, check_marginals=False)
+        dense, log = ot.emd(a[ia], b[ib], ground_matrix(x[ia], x[ib], ground, alpha),
+                            numItermax=_MAX_ITER, check_marginals=False, log=True)
+        check_converged(log, "the EMD")
         r, c = np.nonzero(dense)
         f = dense[r, c]
     keep = f > 0
@@ -242,22 +257,35 @@ def emd(p: ArrayLike, q: ArrayLike, positions: ArrayLike | None = None,
 
 
 def rubner_emd(g: ArrayLike, h: ArrayLike, positions: ArrayLike | None = None,
-               ground: str = "abs", alpha: float = 1.0) -> float:
-    """Rubner's EMD between signatures of unequal total mass (not normalized).
+               ground: str = "abs", alpha: float = 1.0, positions_h: ArrayLike | None = None) -> float:
+    """Rubner's EMD between two signatures: masses at positions, of any sizes and unequal totals.
 
-    EMD(g, h) = min_F sum_ij F_ij d(x_i, x_j) / sum_ij F_ij, with F >= 0, sum_j F_ij <= g_i,
+    EMD(g, h) = min_F sum_ij F_ij d(x_i, y_j) / sum_ij F_ij, with F >= 0, sum_j F_ij <= g_i,
     sum_i F_ij <= h_j and total flow sum_ij F_ij = min(sum g, sum h): the lighter signature is
     matched completely, the surplus of the heavier one stays put. Solved by POT's partial OT.
+    g sits at `positions` (default 0, 1, ..., len(g) - 1), h at `positions_h` (default: `positions`
+    when g and h have the same size, else 0, 1, ..., len(h) - 1).
     >>> rubner_emd([1, 1, 0, 0], [0, 0, 0, 0.5])   # half a unit moves from bin 1 to bin 3
     2.0
+    >>> round(rubner_emd([.5, 0, .3, .2], [0, .4, .1]), 12)   # 4 bins against 3: .4 moves by 1, .1 stays
+    0.8
     """
-    a, b = _pair(g, h, names=("g", "h"), normalize=False)
+    a, b = _masses(g, "g"), _masses(h, "h")
     _check_ground(ground, alpha)
-    x = _positions(positions, a.size)
+    x = _positions(positions, a.size, "g")
+    if positions_h is None:
+        y = x if (positions is not None and a.size == b.size) else _positions(None, b.size)
+    else:
+        y = _positions(positions_h, b.size, "h")
     flow = min(a.sum(), b.sum())
     ia, ib = np.flatnonzero(a), np.flatnonzero(b)
-    cost = ground_matrix(x[ia], x[ib], ground, alpha)
-    plan = ot.partial.partial_wasserstein(a[ia], b[ib], cost, m=flow, numItermax=_MAX_ITER)
+    cost = ground_matrix(x[ia], y[ib], ground, alpha)
+    try:
+        plan, log = ot.partial.partial_wasserstein(a[ia], b[ib], cost, m=flow, numItermax=_MAX_ITER, log=True)
+    except ValueError:   # POT's way of saying its network simplex stopped early
+        raise NotConverged("The exact solver for Rubner's EMD stopped before the optimum; "
+                           "the value would not be exact.") from None
+    check_converged(log, "Rubner's EMD")
     return float(np.sum(plan * cost) / flow)
 
 

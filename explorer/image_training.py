@@ -20,7 +20,7 @@ import torch
 from explorer.images import DATASETS, SIZES, ImageSource, image_grid, make_image_source
 from explorer.metrics import diversity, sliced_w
 from explorer.models import AMP_DTYPES, NORMS, DCGANCritic, DCGANGenerator, init_dcgan
-from explorer.training import Diverged, Trainer, TrainConfig, resolve_device, save_checkpoint
+from explorer.training import Diverged, Trainer, TrainConfig, load_checkpoint, resolve_device, save_checkpoint
 
 GRID_IMAGES = 64       # fixed-noise samples shown in the grid (8 x 8)
 METRIC_EVERY_S = 2.0   # a live run re-measures sliced W / diversity at most this often
@@ -137,6 +137,24 @@ def image_trainer_from_checkpoint(d: dict, uploads: np.ndarray | None = None) ->
     trainer = make_image_trainer(cfg, uploads)
     trainer.load_state_dict(d)
     return trainer
+
+
+def image_trainer_from_bytes(data: bytes, uploads: np.ndarray | None = None) -> Trainer:
+    """image_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run)."""
+    return image_trainer_from_checkpoint(load_checkpoint(data), uploads)
+
+
+def describe_image_checkpoint(data: bytes) -> dict:
+    """{"config": the run's settings, "step": its step} of an image checkpoint file; else ValueError."""
+    state = load_checkpoint(data)
+    return {"config": asdict(config_from_checkpoint(state)), "step": state.get("step", "?")}
+
+
+def samples_from_checkpoint(data: bytes) -> np.ndarray:
+    """A grid of 64 samples (uint8 RGB) from an image checkpoint's generator, with fixed noise."""
+    state = load_checkpoint(data)
+    cfg = config_from_checkpoint(state)
+    return image_grid(sample_images(generator_from_checkpoint(state), fixed_noise(GRID_IMAGES, cfg.latent_dim, cfg.seed)))
 
 
 def config_from_checkpoint(d: dict) -> ImageConfig:

@@ -20,7 +20,7 @@ import ot
 import torch
 from torch import nn
 
-from explorer.distances import js, kl, tv
+from explorer.distances import check_converged, js, kl, tv
 from explorer.losses import clip_weights
 
 THETA_MAX = 1.0  # the explorer studies theta in [-1, 1]
@@ -110,8 +110,7 @@ def sample_w(p0: np.ndarray, pt: np.ndarray) -> float:
     cost = ot.dist(p0, pt, metric="euclidean")
     n, m = cost.shape
     value, log = ot.emd2([], [], cost, numItermax=max(100_000, 50 * n * m), log=True)
-    if log.get("warning"):
-        raise RuntimeError(f"the exact EMD solver did not converge: {log['warning']}")
+    check_converged(log, "the EMD of the two lines")
     return float(value)
 
 

@@ -11,6 +11,7 @@ import ot
 import torch
 from torch import nn
 
+from explorer.distances import check_converged
 from explorer.losses import interpolates
 
 NUM_ITER_MAX = 10_000_000  # network-simplex iterations for exact OT (POT's 100k default can stop early)
@@ -40,7 +41,9 @@ def w1_exact(a, b) -> float:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"Both point sets need the same dimension; got {a.shape[1]} and {b.shape[1]}.")
     cost = ot.dist(a, b, metric="euclidean")
-    return float(ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=NUM_ITER_MAX))
+    value, log = ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=NUM_ITER_MAX, log=True)
+    check_converged(log, "W1")   # never an early stop shown as exact
+    return float(value)
 
 
 def w1_floor(source, n: int, seed: int = 0) -> float:
@@ -131,13 +134,17 @@ class ToySnapshot:
         return replace(self, history=[])
 
 
-def toy_snapshot(trainer, source, n: int = 256, grid: int = 128) -> ToySnapshot:
+def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128) -> ToySnapshot:
     """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points.
+
+    source: the run's data source (default trainer.source), so partial(toy_snapshot, grid=64) is a
+    snapshot function that pickles (what a worker process needs).
 
     The real points and the noise are drawn once per trainer from a private generator, so taking
     snapshots never changes the training's random stream.
     """
     G, C, device = trainer.generator, trainer.critic, trainer.device
+    source = trainer.source if source is None else source
     key = ("toy_snapshot", n)
     if key not in trainer.extras:
         g = torch.Generator().manual_seed(trainer.cfg.seed + 7919)

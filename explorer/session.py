@@ -1,81 +1,84 @@
-"""A training run in a background thread: start, pause, resume, step, hot updates, snapshots, limits.
+"""A page's handle on one training run in a worker process: start, pause, step, hot updates, snapshots.
 
-Only the session's worker thread touches its trainer (steps, snapshots, and `call` for checkpoints), so
-models need no lock; the worker never touches Streamlit: progress leaves as snapshots the page reads
-with `latest()`. Limits keep a hosted demo alive: a process-wide cap on runs training at once
-(EXPLORER_MAX_RUNS), a training-time cap per run (EXPLORER_MAX_SECONDS), and a run nobody polls pauses
-(EXPLORER_IDLE_PAUSE_S) and much later ends its thread (EXPLORER_IDLE_STOP_S; Resume brings it back).
+The run itself lives in a worker (explorer/worker.py, started by explorer/pool.py); this object keeps
+what the page reads (state, message, the latest snapshot, the frames for a GIF, the metrics log,
+steps/s) up to date from the reports the worker sends, and turns the page's verbs into messages.
+Nothing here trains or draws, so a page stays fast however hard its run trains.
+
+The factory and the snapshot functions travel to the worker, so they must pickle: module-level
+functions or functools.partial of them, with plain data (a config dataclass, a NumPy array).
+
+Limits keep a hosted demo alive: a process-wide cap on runs training at once (EXPLORER_MAX_RUNS), a
+training-time cap per run (EXPLORER_MAX_SECONDS, enforced by the worker), a run nobody looks at
+pauses (EXPLORER_IDLE_PAUSE_S) and later is released from its worker (EXPLORER_IDLE_STOP_S).
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from concurrent.futures import Future
+import weakref
 from typing import Any, Callable, Iterable
 
-from explorer.limits import (acquire_slot, env_number, free_gpu_memory, max_runs, minutes,  # noqa: F401
-                             out_of_memory_message, release_slot, running_count, set_max_runs)
+from explorer.limits import (acquire_slot, env_number, max_runs, minutes, release_slot,  # noqa: F401
+                             running_count, set_max_runs)
+from explorer.pool import Pool, WorkerDied, get_pool
 
 log = logging.getLogger(__name__)
+REQUEST_TIMEOUT_S = 120.0   # a step or call waits at most this long (a first answer waits for torch's import)
 
 
-# ----------------------------------------------------------------------------- the session
 class Session:
-    """One training run driven by a background thread.
+    """One training run in a worker process, driven by a page.
 
-    trainer_factory() builds the trainer (anything with .step(n) and .update(**hot)); it is called in
-    the caller's thread by `prepare`/`start`/`step`, so a ValueError about bad settings reaches the page.
-    snapshot_fn(trainer) turns the trainer into something drawable; the worker calls it every
-    `snapshot_every_s` seconds while training, after a manual step, on pause and at the end.
-    still_snapshot_fn, if given, replaces it when the run stands still (after a manual step, on
-    pause, at the end): the moment a user reads the numbers, so costly ones can be forced fresh.
+    trainer_factory() builds the trainer (anything with .step(n), .update(**hot) and .step_count) in
+    the worker; a ValueError it raises about bad settings reaches the caller of prepare/start/step.
+    snapshot_fn(trainer) turns the trainer into something drawable (plain arrays and floats); the
+    worker calls it every `snapshot_every_s` seconds while training. still_snapshot_fn, if given,
+    replaces it when the run stands still (after a manual step, on pause, at the end): the moment a
+    user reads the numbers, so costly ones can be forced fresh.
     """
 
-    def __init__(self, trainer_factory: Callable[[], Any], snapshot_fn: Callable[[Any], Any], *,
+    def __init__(self, trainer_factory: Callable[[], Any] | None, snapshot_fn: Callable[[Any], Any], *,
                  max_seconds: float | None = None, idle_pause_s: float | None = None,
                  idle_stop_s: float | None = None, steps_per_tick: int | None = None,
-                 tick_s: float = 0.05, snapshot_every_s: float = 0.3, snapshot_share: float = 0.1,
+                 tick_s: float = 0.1, snapshot_every_s: float = 0.3, snapshot_share: float = 0.1,
                  max_frames: int = 60, max_log: int = 2000, hot_fields: Iterable[str] | None = None,
-                 torch_threads: int | None = None,
-                 still_snapshot_fn: Callable[[Any], Any] | None = None) -> None:
-        self._factory, self._snapshot_fn = trainer_factory, snapshot_fn
-        self._still_snapshot_fn = still_snapshot_fn or snapshot_fn
+                 still_snapshot_fn: Callable[[Any], Any] | None = None, pool: Pool | None = None) -> None:
+        self._factory, self._snapshot_fn, self._still_fn = trainer_factory, snapshot_fn, still_snapshot_fn
+        self._pool = pool
         # Training seconds allowed per run (paused time does not count); without a latest() call for
-        # idle_pause_s a run pauses, and after idle_stop_s its thread ends.
+        # idle_pause_s a run pauses, and after idle_stop_s more it is released from its worker.
         self.max_seconds = max_seconds or env_number("EXPLORER_MAX_SECONDS", 600.0)
         self.idle_pause_s = idle_pause_s or env_number("EXPLORER_IDLE_PAUSE_S", 60.0)
         self.idle_stop_s = idle_stop_s or env_number("EXPLORER_IDLE_STOP_S", 900.0)
-        self.steps_per_tick = steps_per_tick   # None: adapt so one chunk takes about tick_s seconds
-        self.tick_s = tick_s                   # short chunks keep pause and slider changes snappy
-        # A snapshot at most every snapshot_every_s, and rarer when it is slow: snapshots may take
-        # at most snapshot_share of the training time (a 128x128 critic field costs ~2 steps).
-        self.snapshot_every_s, self.snapshot_share = snapshot_every_s, snapshot_share
+        # How the worker trains it: chunks of about tick_s (short, so pause and sliders are snappy; not
+        # shorter, as each call of trainer.step costs about a tenth of a step for its checks and copies),
+        # a snapshot at most every snapshot_every_s and rarer when slow (at most snapshot_share of the time).
+        self.options = {"max_seconds": self.max_seconds, "steps_per_tick": steps_per_tick, "tick_s": tick_s,
+                        "snapshot_every_s": snapshot_every_s, "snapshot_share": snapshot_share}
         self.max_frames = max(2, int(max_frames))   # snapshots kept for the GIF, evenly spread over steps
         self.max_log = max(2, int(max_log))         # metric records kept (thinned evenly beyond)
         self.hot_fields = tuple(hot_fields) if hot_fields is not None else None
-        # One intra-op thread per run: on a small box two visitors then get a core each.
-        self.torch_threads = torch_threads or int(env_number("EXPLORER_TORCH_THREADS", 1, int))
-        self._lock = threading.Condition()     # guards every field below
-        self._thread: threading.Thread | None = None
-        self._serving = False                  # the worker takes requests (from start to its exit)
-        self._busy = False                     # the worker is inside a chunk of steps
-        self._requests: list[tuple[Callable[[Any], Any], Future]] = []   # run on the worker
+        self._lock = threading.Condition()          # guards every field below
+        self._prepare_lock = threading.Lock()       # one trainer build at a time
         self._clear()
+        _WATCHED.add(self)
 
     def _clear(self) -> None:
+        self._link: Any = None                 # the worker holding the run (None: not built yet)
+        self._run_id: int | None = None
+        self._seq = 0                          # state changes asked for; older reports do not undo them
         self._state, self._message = "idle", ""
-        self._final = False                    # stopped for good: stop() or the time cap
-        self._trainer: Any = None
+        self._final = False                    # stopped for good: stop(), the time cap, a release
         self._snapshot: Any = None
         self._snapshot_still = False           # the snapshot came from still_snapshot_fn
-        self._pending: dict[str, Any] = {}     # hot updates for the next step
-        self._frames: list[Any] = []           # snapshots for a GIF, bounded; and per snapshot
+        self._pending: dict[str, Any] = {}     # hot updates made before the run was built
+        self._frames: list[Any] = []           # snapshots for a GIF, bounded
         self._log: list[dict] = []             # {"step", **snapshot.metrics}, bounded
         self._frame_every, self._next_frame_step = 1, 0   # GIF frame spacing in steps; doubles when full
-        self._run_seconds, self._last_poll = 0.0, time.monotonic()
-        self._chunk = self.steps_per_tick or 1
+        self._run_seconds, self._steps_per_s, self._last_poll = 0.0, 0.0, time.monotonic()
+        self._idle_pausing = False             # the watchdog asked the worker to pause; no answer yet
 
     # ------------------------------------------------------------------ what the page reads
     @property
@@ -93,8 +96,13 @@ class Session:
         return self._run_seconds
 
     @property
-    def thread(self) -> threading.Thread | None:   # the worker (None before the first start)
-        return self._thread
+    def steps_per_s(self) -> float:   # the run's recent speed while it trains (0 otherwise)
+        return self._steps_per_s if self._state == "running" else 0.0
+
+    @property
+    def worker_pid(self) -> int | None:   # the process holding the run (None before it is built)
+        link = self._link
+        return None if link is None else link.pid
 
     def latest(self) -> Any:
         """The most recent snapshot (None before the first); also tells the session someone watches."""
@@ -114,20 +122,38 @@ class Session:
 
     # ------------------------------------------------------------------ controls
     def prepare(self) -> None:
-        """Build the trainer and take the step-0 snapshot, if not done yet (ValueError on bad settings)."""
-        with self._lock:
-            if self._trainer is not None:
-                return
-        trainer = self._factory()
-        snapshot = self._snapshot_fn(trainer)
-        with self._lock:
-            if self._trainer is None:
-                self._trainer = trainer
-                self._apply_pending_locked()
-                self._store_locked(snapshot)
+        """Build the trainer in a worker and take the step-0 snapshot, if not done yet.
+
+        ValueError (from the factory) on bad settings; if the worker cannot be reached the run ends
+        with a message instead."""
+        with self._prepare_lock:
+            with self._lock:
+                if self._link is not None or self._final:
+                    return
+                factory, pending, self._pending = self._factory, self._pending, {}
+            if factory is None:
+                raise ValueError("This run has nothing to train yet.")
+            pool = self._pool or get_pool()
+            link, run_id = pool.place(), pool.next_id()
+            link.attach(run_id, self)
+            with self._lock:
+                self._link, self._run_id = link, run_id
+            message = ("open", run_id, factory, self._snapshot_fn, self._still_fn, self.options, pending,
+                       pool.next_id())
+            try:
+                link.request(message, REQUEST_TIMEOUT_S)
+            except (WorkerDied, TimeoutError) as err:
+                self._end(run_id, str(err) or "The worker did not answer.")
+            except BaseException:   # bad settings: as if nothing was built
+                link.detach(run_id)
+                with self._lock:
+                    if self._run_id == run_id:
+                        self._link, self._run_id = None, None
+                        self._pending = {**pending, **self._pending}
+                raise
 
     def start(self) -> bool:
-        """Start (or resume) training in the background. False, with .message, if it cannot."""
+        """Start (or resume) training in the worker. False, with .message, if it cannot."""
         self.prepare()
         with self._lock:
             self._last_poll = time.monotonic()
@@ -140,129 +166,193 @@ class Session:
                 self._message = (f"The explorer is already training {max_runs()} runs for other visitors, "
                                  "its limit. Please try again in a minute.")
                 return False
+            self._seq += 1
             self._state, self._message = "running", ""
-            self._ensure_thread_locked()
-            self._lock.notify_all()
-            return True
+            message = ("start", self._run_id, self._seq)
+        return self._send(message)
     resume = start
 
     def pause(self, message: str = "", timeout: float = 10.0) -> None:
-        """Pause; returns once the current chunk of steps is done and drawn (the thread stays, waiting)."""
+        """Pause; returns once the worker has stopped and drawn the run at the step where it stopped."""
         with self._lock:
-            if self._state == "running":
-                self._set_state_locked("paused", message)
-            self._lock.wait_for(lambda: not self._busy, timeout)
+            if self._state != "running":
+                return
+            request = self._pause_locked(message)
+        self._request(request, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop for good and join the thread. Safe to call more than once (Streamlit's on_release)."""
+        """Stop for good (the trainer stays in its worker for a checkpoint). Safe to call more than once."""
         with self._lock:
             if self._state != "error":
                 self._set_state_locked("stopped", self._message if self._state == "stopped" else "Stopped.")
             self._final = True
-            self._lock.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            if self._run_id is None:
+                return
+            self._seq += 1
+            request = ("stop", self._run_id, self._seq, self._message, self._next_req())
+        self._request(request, timeout)
+
+    def close(self, message: str = "") -> None:
+        """Stop for good and release the run from its worker (a closed tab, a long idle time)."""
+        with self._lock:
+            if self._state != "error":
+                self._set_state_locked("stopped", message or self._message or "Stopped.")
+            self._final = True
+            link, run_id = self._link, self._run_id
+            self._link = _RELEASED if link is not None else None
+        self._release(link, run_id)
 
     def reset(self, trainer_factory: Callable[[], Any] | None = None) -> None:
-        """Stop, forget the trainer and every snapshot; the next start builds a fresh trainer."""
-        self.stop()
+        """Release the run and forget every snapshot; the next start builds a fresh trainer."""
         with self._lock:
+            link, run_id = self._link, self._run_id
+            release_slot(id(self))
             if trainer_factory is not None:
                 self._factory = trainer_factory
-            self._thread = None
             self._clear()
+        self._release(link, run_id)
 
     def update(self, **hot: Any) -> None:
-        """Change hot settings (learning rates, lambda, ...); they apply at the next step."""
+        """Change hot settings (learning rates, lambda, ...); the worker applies them at the next step."""
         if self.hot_fields is not None:
             unknown = sorted(set(hot) - set(self.hot_fields))
             if unknown:
                 raise ValueError(f"{', '.join(unknown)} cannot change during a run; only "
                                  f"{', '.join(self.hot_fields)} can. Reset to change the others.")
         with self._lock:
-            self._pending.update(hot)
-            if self._trainer is not None and not self._serving:
-                self._apply_pending_locked()      # nobody else is touching the trainer
+            if self._run_id is None:
+                self._pending.update(hot)
+                return
+            message = ("update", self._run_id, dict(hot))
+        self._send(message)
 
-    def step(self, n: int = 1, timeout: float = 60.0) -> Any:
+    def step(self, n: int = 1, timeout: float = REQUEST_TIMEOUT_S) -> Any:
         """Train n steps now (while paused or before Start) and return the new snapshot."""
-        def steps(trainer: Any) -> Any:
-            trainer.step(n)            # (pending updates were applied by update() or the worker)
-            snapshot = self._still_snapshot_fn(trainer)
-            with self._lock:
-                self._store_locked(snapshot, still=True)
-            return snapshot
         with self._lock:
             if self._state == "error" or self._final:
                 self._say_ended_locked()
                 return self._snapshot
-        try:
-            return self.call(steps, timeout=timeout)
-        except Exception as err:  # a step that diverges: report like the worker would
-            with self._lock:
-                self._fail_locked(err)
-        free_gpu_memory()   # (after the except block, which held the failed step's tensors)
-        return self._snapshot
-
-    def call(self, fn: Callable[[Any], Any], timeout: float = 60.0) -> Any:
-        """Run fn(trainer) between two chunks of steps (e.g. trainer.state_dict()) and return its result."""
         self.prepare()
-        with self._lock:   # (re-entrant) held so no worker can start while fn runs here
-            if not self._serving:   # no worker: the trainer is ours alone for the moment
-                return fn(self._trainer)
-            future: Future = Future()
-            self._requests.append((fn, future))
-            self._lock.notify_all()
-        return future.result(timeout)
-
-    # ------------------------------------------------------------------ worker thread
-    def _ensure_thread_locked(self) -> None:
-        if not self._serving:
-            self._serving = True
-            self._thread = threading.Thread(target=self._work, name=f"explorer-session-{id(self):x}", daemon=True)
-            self._thread.start()
-
-    def _serve(self, requests: list[tuple[Callable[[Any], Any], Future]]) -> None:
-        for fn, future in requests:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(self._trainer))
-                except BaseException as err:  # handed to the caller, who decides
-                    future.set_exception(err)
-
-    def _finish(self) -> None:   # the worker's last act: answer what is queued; callers then run directly
         with self._lock:
-            self._serving = False
-            requests, self._requests = self._requests, []
-        self._serve(requests)
+            if self._run_id is None or self._link is _RELEASED:
+                return self._snapshot
+            request = ("step", self._run_id, int(n), self._next_req())
+        self._request(request, timeout)   # the worker's report (the new snapshot) arrives first
+        return self.latest()
+
+    def call(self, fn: Callable[[Any], Any], timeout: float = REQUEST_TIMEOUT_S) -> Any:
+        """fn(trainer) in the worker, between two chunks of steps (e.g. checkpoint_bytes); its result.
+
+        fn must pickle. Its exception is raised here; WorkerDied if the run's worker is gone."""
+        self.prepare()
+        with self._lock:
+            link, run_id = self._link, self._run_id
+        if link is None or link is _RELEASED:
+            raise WorkerDied("This run has been released; press Reset to start a new one.")
+        return link.request(("call", run_id, fn, self._next_req()), timeout)
+
+    # ------------------------------------------------------------------ reports from the worker
+    def _on_report(self, run_id: int, info: dict, snapshot: Any) -> None:
+        """A run report (explorer/worker.py), in the pool's reader thread."""
+        with self._lock:
+            if run_id != self._run_id:
+                return            # a run this session has let go of
+            if info["seq"] >= self._seq:
+                if info["state"] != self._state or info["message"] != self._message:
+                    self._set_state_locked(info["state"], info["message"])
+                self._final = self._final or info["final"]
+                self._idle_pausing = False
+            self._run_seconds, self._steps_per_s = info["run_seconds"], info["steps_per_s"]
+            if snapshot is not None:
+                self._store_locked(snapshot, still=info["still"] or self._still_fn is None)
+            self._lock.notify_all()
+
+    def _on_worker_died(self, run_id: int, why: str) -> None:
+        self._end(run_id, why)
+
+    def _end(self, run_id: int, why: str) -> None:
+        with self._lock:
+            if run_id == self._run_id:
+                self._set_state_locked("error", why)
+                self._final = True
+
+    # ------------------------------------------------------------------ housekeeping
+    def _check_idle(self, now: float) -> None:
+        """Pause a run nobody polls; release it after a long pause (the watchdog thread calls this)."""
+        with self._lock:
+            idle = now - self._last_poll
+            if self._state == "running" and idle >= self.idle_pause_s and not self._idle_pausing:
+                # Not shown as paused before the worker says so, with the picture of where it stopped.
+                self._idle_pausing = True
+                request = self._pause_locked(f"Paused: nobody has looked at this run for "
+                                             f"{minutes(self.idle_pause_s)}. Press Resume to continue.",
+                                             show=False)
+            elif self._state == "paused" and idle >= self.idle_stop_s and self._run_id is not None \
+                    and self._link is not _RELEASED:
+                request = None
+            else:
+                return
+        if request is not None:
+            self._send(request)   # the reply comes to nobody: the watchdog does not wait
+        else:
+            self.close(f"Released after {minutes(self.idle_stop_s)} without a viewer; the last "
+                       "picture stays. Press Reset to start a new run.")
+
+    def _pause_locked(self, message: str, show: bool = True) -> tuple:
+        """The pause message for the worker; show: say "paused" now rather than when it answers."""
+        self._seq += 1
+        if show:
+            self._set_state_locked("paused", message)
+        return ("pause", self._run_id, self._seq, message, self._next_req())
+
+    def _next_req(self) -> int:
+        return (self._pool or get_pool()).next_id()
+
+    def _send(self, message: tuple) -> bool:
+        link = self._link
+        try:
+            if link is None or link is _RELEASED:
+                raise WorkerDied("This run has been released; press Reset to start a new one.")
+            link.send(message)
+            return True
+        except WorkerDied as err:
+            self._end(message[1], str(err))
+            return False
+
+    def _request(self, message: tuple, timeout: float) -> None:
+        link = self._link
+        if link is None or link is _RELEASED:
+            return
+        try:
+            link.request(message, timeout)
+        except (WorkerDied, TimeoutError) as err:
+            self._end(message[1], str(err) or "The worker did not answer in time.")
+        except RuntimeError:    # the run was closed meanwhile (a reset)
+            pass
+
+    def _release(self, link: Any, run_id: int | None) -> None:
+        if link is None or link is _RELEASED or run_id is None:
+            return
+        link.detach(run_id)
+        try:
+            link.send(("close", run_id))
+        except WorkerDied:
+            pass
 
     def _set_state_locked(self, state: str, message: str = "") -> None:
         self._state, self._message = state, message
-        release_slot(id(self))      # only start() takes a slot (and sets "running" itself)
+        if state != "running":
+            release_slot(id(self))     # only start() takes a slot (and sets "running" itself)
         self._lock.notify_all()
 
     def _say_ended_locked(self) -> None:
         if "Press Reset" not in self._message:
             self._message = (self._message or "This run has ended.") + " Press Reset to start a new one."
 
-    def _fail_locked(self, err: BaseException) -> None:
-        log.warning("training run failed", exc_info=err)   # the last good snapshot stays
-        self._set_state_locked("error", out_of_memory_message(err) or str(err) or type(err).__name__)
-
-    def _apply_pending_locked(self) -> None:
-        if self._pending:
-            hot, self._pending = self._pending, {}
-            try:
-                self._trainer.update(**hot)
-            except ValueError as err:   # a bad value: say so, keep training with the old one
-                self._message = f"Could not change {', '.join(hot)}: {err}"
-
     def _store_locked(self, snapshot: Any, still: bool = False) -> None:
-        """Make `snapshot` the latest; keep it as a GIF frame and its metrics in the log when due.
-        still: it came from still_snapshot_fn."""
-        self._snapshot, self._snapshot_still = snapshot, still or self._still_snapshot_fn is self._snapshot_fn
-        step = getattr(snapshot, "step", getattr(self._trainer, "step_count", 0))
+        """Make `snapshot` the latest; keep it as a GIF frame and its metrics in the log when due."""
+        self._snapshot, self._snapshot_still = snapshot, still
+        step = getattr(snapshot, "step", 0)
         metrics = getattr(snapshot, "metrics", None)
         if isinstance(metrics, dict) and (not self._log or self._log[-1]["step"] != step):
             self._log.append({"step": step, **metrics})
@@ -276,76 +366,29 @@ class Session:
             self._frame_every *= 2
         self._next_frame_step = step + self._frame_every
 
-    def _work(self) -> None:
-        import torch
-        torch.set_num_threads(self.torch_threads)
-        try:
-            self._loop()
-        finally:
-            if self._state == "error":   # _loop has returned: the failed step's tensors are gone
-                free_gpu_memory()
-            self._finish()
 
-    def _loop(self) -> None:
-        last_snapshot, snapshot_cost = time.monotonic(), 0.0
-        while True:
-            with self._lock:
-                self._apply_pending_locked()   # before requests: a checkpoint sees the new values
-                requests, self._requests = self._requests, []
-            self._serve(requests)
-            with self._lock:
-                if self._requests:
-                    continue
-                idle = time.monotonic() - self._last_poll
-                if self._state == "running" and self._run_seconds >= self.max_seconds:
-                    self._set_state_locked("stopped", f"Stopped after {minutes(self.max_seconds)} of training, "
-                                           "the limit per run. Download the checkpoint to keep it, or press Reset.")
-                    self._final = True
-                elif self._state == "running" and idle >= self.idle_pause_s:
-                    self._set_state_locked("paused", f"Paused: nobody has looked at this run for "
-                                           f"{minutes(self.idle_pause_s)}. Press Resume to continue.")
-                elif self._state == "paused" and idle >= self.idle_stop_s:
-                    self._set_state_locked("stopped", "Stopped its thread after a long time without a "
-                                           "viewer. Press Resume to continue.")
-                if self._state in ("stopped", "error"):
-                    self._take_final_snapshot_locked()
-                    return
-                if self._state != "running":
-                    self._lock.wait(timeout=0.25)
-                    continue
-                n, self._busy = self._chunk, True
-            t0, snapshot = time.monotonic(), None
+class _Released:
+    """Stands for the worker of a run that was released: nothing more can be asked of it."""
+    pid = None
+
+
+_RELEASED: Any = _Released()
+
+
+# ----------------------------------------------------------------------------- the idle watchdog
+_WATCHED: "weakref.WeakSet[Session]" = weakref.WeakSet()
+WATCH_EVERY_S = 0.25
+
+
+def _watch() -> None:
+    while True:
+        time.sleep(WATCH_EVERY_S)
+        now = time.monotonic()
+        for session in list(_WATCHED):
             try:
-                self._trainer.step(n)
-                dt = time.monotonic() - t0
-                if time.monotonic() - last_snapshot >= max(self.snapshot_every_s, snapshot_cost / self.snapshot_share):
-                    t1 = time.monotonic()
-                    snapshot, last_snapshot = self._snapshot_fn(self._trainer), time.monotonic()
-                    snapshot_cost = last_snapshot - t1
-            except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
-                with self._lock:
-                    self._busy = False
-                    self._fail_locked(err)
-                return
-            with self._lock:
-                self._run_seconds += time.monotonic() - t0
-                if snapshot is not None:
-                    self._store_locked(snapshot)
-                if self.steps_per_tick is None and dt > 0:   # chunks of ~tick_s; at most 2x change
-                    self._chunk = int(max(1, min(2 * n, max(n // 2, n * self.tick_s / dt), 10_000)))
-                if self._state != "running":
-                    self._take_final_snapshot_locked()
-                self._busy = False
-                self._lock.notify_all()
+                session._check_idle(now)
+            except Exception:   # one broken session must not stop the others' limits
+                log.exception("idle check failed")
 
-    def _take_final_snapshot_locked(self) -> None:
-        """After a pause or a stop, show the weights as they are now (not ~snapshot_every_s ago)."""
-        step = getattr(self._trainer, "step_count", None)
-        if self._state == "error" or self._trainer is None or (
-                self._snapshot_still and getattr(self._snapshot, "step", -1) == step):
-            return
-        try:
-            self._store_locked(self._still_snapshot_fn(self._trainer), still=True)
-        except Exception as err:  # drawing failed: keep the older snapshot, say why
-            self._message = (self._message + f" (could not draw the last state: {err})").strip()
 
+threading.Thread(target=_watch, name="explorer-idle-watch", daemon=True).start()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import streamlit as st
 
@@ -11,8 +12,13 @@ from explorer import plots
 from explorer.ensemble import MEMBER_FIELDS
 from explorer.session import Session
 from explorer.training import ToyConfig
+from ui.navigation import run_inside_app_navigation
 
-FRAME_S = 0.5          # live view refresh
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
+
+FRAME_S = 0.35         # live view refresh: as often as the worker sends a new snapshot
+SNAPSHOT_S = 0.35      # the worker snapshots every panel at most this often (and at most 12% of its time)
+CHART_S = 3.0          # the W1 curves change slowly: redraw them less often
 STEP_CLICK = 10        # steps per click on "Step"
 P = "cmp_"             # prefix of this page's session_state keys
 MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid")
@@ -20,10 +26,10 @@ DATASETS = ("8gaussians", "25gaussians", "swissroll", "ring")
 NICE = {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians", "swissroll": "Swiss roll", "ring": "Ring"}
 
 
-@st.cache_resource(scope="session", on_release=lambda s: s.stop(), show_spinner=False)
+@st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
 def visitor_session() -> Session:
-    """One background run per visitor; its 'trainer' steps every panel together."""
-    return Session(lambda: None, lambda runs: runs.snapshot(), snapshot_every_s=0.5)
+    """One run per visitor in a worker process; its 'trainer' steps every panel together."""
+    return Session(None, C.take_snapshot, snapshot_every_s=SNAPSHOT_S, snapshot_share=0.12)
 
 
 def floats(text: str) -> tuple:
@@ -75,7 +81,7 @@ try:
                                       step=10, key=P + "strip_every")
         cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64)
         cfg.validate()
-        factory = lambda: C.make_runs(replace(cfg))
+        factory = partial(C.make_runs, replace(cfg))
         st.caption("“Identical” means: each run has its own random generator, seeded alike, so runs with "
                    "the same critic iterations see the very same batches; a run with more critic "
                    "iterations reads further along the same stream every generator step.")
@@ -88,7 +94,7 @@ try:
         cfg = C.CriticOnlyConfig(datasets=tuple(picked), lam=lam, clip=clip, width=width, depth=depth,
                                  batch_size=batch, seed=seed, n=256, grid=64)
         cfg.validate()
-        factory = lambda: C.make_critic_only(replace(cfg))
+        factory = partial(C.make_critic_only, replace(cfg))
         st.caption("The “generator” is held fixed at the real data plus unit-variance Gaussian noise; "
                    "only the critics train (one critic step per step), toward the optimal critic. "
                    "Top row: weight clipping; bottom row: gradient penalty.")
@@ -101,7 +107,7 @@ try:
         cfg = Grid.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
                               values_b=floats(vb) if fb != "none" else ())
         cfg.member_configs()
-        factory = lambda: Grid.GridRuns(replace(cfg))
+        factory = partial(Grid.GridRuns, replace(cfg))
         if cfg.resolved_engine() == "ensemble":
             st.caption("All runs of the grid train as **one batched ensemble** (weights stacked, one batched "
                        "matmul per layer). Members with fewer critic iterations sit out the extra critic "
@@ -154,20 +160,24 @@ running = session.state == "running"
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
     """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each."""
-    key = (id(snap), scale)
-    if st.session_state.get(P + "frame_key") != key:   # draw each snapshot once
+    key = (snap, scale)   # the snapshot itself, not its id(): a freed one's id may come back
+    drawn = st.session_state.get(P + "frame_key")
+    if drawn is None or drawn[0] is not snap or drawn[1] != scale:   # draw each snapshot once
         size = 2.6 if small else 4.0
-        st.session_state[P + "frames"] = [
-            plots.figure_png(plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}",
-                                               legend=False, size=size, dpi=80))
-            for (p, lo, hi), label in zip(C.scaled_panels(snap.panels, scale), snap.labels)]
+        figures = st.session_state.get(P + "figures") or []   # updated in place: about twice as fast
+        panels = C.scaled_panels(snap.panels, scale)
+        figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
+                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None)
+                   for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
+        st.session_state[P + "figures"] = figures
+        st.session_state[P + "frames"] = [plots.figure_png(fig) for fig in figures]
         st.session_state[P + "frame_key"] = key
     frames = st.session_state[P + "frames"]
     for row in range(0, len(frames), columns):
         cols = st.columns(columns)
         for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
             p, m = snap.panels[i], snap.panels[i].metrics
-            col.image(frames[i], width="stretch")
+            col.image(frames[i], width="stretch", output_format="PNG")
             if snap.diverged[i]:
                 col.error(f"{snap.labels[i]}: {snap.diverged[i]}")
             lines = [f"**{snap.labels[i]}**", f"exact W1 {fmt(m['w1_exact'])}"
@@ -189,7 +199,8 @@ def live_view() -> None:
     if snap is None:
         st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
         return
-    st.markdown(f"**Step {snap.step:,}** · {state} · {session.run_seconds:.0f} s of training · colour "
+    speed = f" · {session.steps_per_s:.0f} steps/s" if state == "running" else ""
+    st.markdown(f"**Step {snap.step:,}** · {state}{speed} · {session.run_seconds:.0f} s of training · colour "
                 f"scale: {scale}")
     if mode == MODES[1]:
         draw_panels(snap, len(cfg.datasets), small=False)
@@ -201,17 +212,26 @@ def live_view() -> None:
         st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
     else:
         draw_panels(snap, len(snap.panels), small=False)
-        log = session.metrics_log()
-        if len(log) > 1:
-            st.altair_chart(C.w1_chart(log, snap.labels), width="stretch")
+
+
+@st.fragment(run_every=CHART_S if running else None)
+def w1_curves() -> None:
+    """The W1 curves of a side-by-side comparison: they change slowly, so they redraw less often."""
+    snap, log = session.latest(), session.metrics_log()
+    if mode == MODES[0] and snap is not None and len(log) > 1:
+        st.altair_chart(C.w1_chart(log, snap.labels), width="stretch")
 
 
 live_view()
+w1_curves()
 
 # ----------------------------------------------------------------------------- snapshot strip
 if mode == MODES[0] and session.latest() is not None:
     with st.expander("Snapshot strip (frames at fixed steps, every run)"):
-        strip = session.call(lambda r: list(r.strip))
+        try:
+            strip = session.call(C.strip_frames)
+        except (RuntimeError, TimeoutError):   # the run's worker is gone: its message is shown above
+            strip = []
         st.caption(f"{len(strip)} frame(s) at steps {', '.join(str(s.step) for s in strip)}; at most "
                    f"{cfg.strip_max} are kept (the interval doubles when full). Colour scale: {scale}.")
         d1, d2 = st.columns(2)

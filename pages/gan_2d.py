@@ -5,20 +5,27 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, replace
+from functools import partial
 
 import streamlit as st
 
 from explorer import plots
 from explorer.metrics import toy_snapshot
+from explorer.pool import get_pool
 from explorer.session import Session
 from explorer.toy_data import NAMES, parse_points_csv
-from explorer.training import (DEVICES, HOT_FIELDS, ToyConfig, checkpoint_bytes, load_checkpoint,
-                               make_toy_trainer, toy_trainer_from_checkpoint)
+from explorer.training import (DEVICES, HOT_FIELDS, ToyConfig, checkpoint_bytes, describe_toy_checkpoint,
+                               make_toy_trainer, toy_trainer_from_bytes)
+from ui.navigation import run_inside_app_navigation
 
-FRAME_S = 0.25         # live view refresh (4 times a second; a new picture every SNAPSHOT_S)
-SNAPSHOT_S = 0.5       # the training thread takes a snapshot at most this often
-LIVE_GRID = 64         # critic field grid while training (bench/app_overhead.py)
-CHART_S = 2.0          # curves change slowly: redraw them less often
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
+
+FRAME_S = 0.3          # live view refresh: as often as the worker sends a new snapshot
+SNAPSHOT_S = 0.3       # the worker takes a snapshot at most this often (and at most 10% of its time)
+# The critic field: the lecture notes' 128 x 128 grid at rest, 64 x 64 while training (a 128 grid
+# costs as much as ~3 training steps, 64 about two; bench/app_overhead.py).
+LIVE_GRID, STILL_GRID = 64, 128
+CHART_S = 3.0          # curves change slowly: redraw them less often
 STEP_CLICK = 10        # generator steps per click on "Step"
 P = "g2_"              # prefix of this page's session_state keys
 
@@ -62,18 +69,11 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-@st.cache_resource(scope="session", on_release=lambda s: s.stop(), show_spinner=False)
+@st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
 def visitor_session() -> Session:
-    """One training session per visitor; Streamlit stops it when the visitor leaves."""
-    session = Session(lambda: None, lambda t: toy_snapshot(t, t.source, grid=grid_now(session)),
-                      hot_fields=HOT_FIELDS, snapshot_every_s=SNAPSHOT_S)
-    return session
-
-
-def grid_now(session: Session) -> int:
-    """The lecture notes' 128 x 128 critic grid, but 64 x 64 while training: a 128 grid costs as much
-    as ~2.5 training steps, 64 about one, which keeps the open page under ~20% of the throughput."""
-    return LIVE_GRID if session.state == "running" else 128
+    """One training run per visitor, in a worker process; released when the visitor leaves."""
+    return Session(None, partial(toy_snapshot, grid=LIVE_GRID), hot_fields=HOT_FIELDS,
+                   snapshot_every_s=SNAPSHOT_S, still_snapshot_fn=partial(toy_snapshot, grid=STILL_GRID))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -86,21 +86,21 @@ def load_uploaded_checkpoint() -> None:
     upload = st.session_state.get(P + "ckpt")
     if upload is None:
         return
-    try:
-        state = load_checkpoint(upload.getvalue())
-        trainer = toy_trainer_from_checkpoint(state, st.session_state.get(P + "points"))
-        values = {k: getattr(trainer.cfg, k) for k in SETTINGS}
+    data, points = upload.getvalue(), st.session_state.get(P + "points")
+    try:   # the file is opened and checked in a worker process, not in the web server
+        found = get_pool().call(describe_toy_checkpoint, data, points)
+        values = {k: found["config"][k] for k in SETTINGS}
         off = [f"{k}={_fmt(v)}" for k, v in values.items() if _not_offered(k, v)]
         if off:
             raise ValueError(f"The checkpoint uses settings this page does not offer ({', '.join(off)}); "
                              "resume it with `python -m explorer toy` instead.")
-    except ValueError as err:   # wrong, corrupt or foreign file: nothing changes
+    except (ValueError, RuntimeError) as err:   # wrong, corrupt or foreign file: nothing changes
         st.session_state[P + "ckpt_error"] = str(err)
         return
     st.session_state.pop(P + "ckpt_error", None)
     for k, v in values.items():
         st.session_state[P + k] = v
-    st.session_state[P + "resume"] = trainer
+    st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points), found["step"])
 
 
 def _not_offered(name: str, value) -> bool:
@@ -183,12 +183,12 @@ if P + "ckpt_error" in st.session_state:
 cold = tuple(values[k] for k in COLD) + (points_digest,)
 hot = {k: values[k] for k in HOT_FIELDS}
 if P + "resume" in st.session_state:     # a checkpoint was just loaded: it becomes the run
-    resumed = st.session_state.pop(P + "resume")
-    session.reset(lambda: resumed)
+    resumed, at_step = st.session_state.pop(P + "resume")
+    session.reset(resumed)
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
-    st.success(f"Resumed from the checkpoint at step {resumed.step_count}. Press Start to go on.")
+    st.success(f"Resumed from the checkpoint at step {at_step}. Press Start to go on.")
 elif st.session_state.get(P + "cold") != cold:
-    session.reset(lambda: make_toy_trainer(replace(cfg), points))
+    session.reset(partial(make_toy_trainer, replace(cfg), points))
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
 elif st.session_state.get(P + "hot") != hot:
     changed = {k: v for k, v in hot.items() if st.session_state[P + "hot"].get(k) != v}
@@ -220,7 +220,7 @@ c2.button("Pause", disabled=not running, width="stretch", on_click=run_control, 
 c3.button(f"Step +{STEP_CLICK}", disabled=running or not ready, width="stretch",
           on_click=run_control, args=(step_once,))
 c4.button("Reset", width="stretch", on_click=run_control,
-          args=(lambda: session.reset(lambda: make_toy_trainer(replace(cfg), points)),))
+          args=(lambda: session.reset(partial(make_toy_trainer, replace(cfg), points)),))
 if P + "notice" in st.session_state:
     st.warning(st.session_state.pop(P + "notice"))
 try:
@@ -248,14 +248,18 @@ def live_view() -> None:
     if snap is None:
         st.info("Press Start to train, or Step to go a few steps at a time.")
         return
-    key = (id(snap), arrows, grad_map)
-    if st.session_state.get(P + "frame_key") != key:   # draw each snapshot once
+    # Draw each snapshot once. The key holds the snapshot itself, not its id(): a freed snapshot's id
+    # may come back for the next one.
+    key = (snap, arrows, grad_map)
+    drawn = st.session_state.get(P + "frame_key")
+    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
         fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, legend=False,
                                 reuse=st.session_state.get(P + "fig"))   # update in place: ~2x faster
         st.session_state[P + "fig"] = fig
         st.session_state[P + "frame"], st.session_state[P + "frame_key"] = plots.figure_png(fig), key
     left, right = st.columns([3, 2])
-    left.image(st.session_state[P + "frame"], width="stretch")
+    # PNG as drawn: the default would re-encode every frame as a JPEG (slower, and blurs the contours)
+    left.image(st.session_state[P + "frame"], width="stretch", output_format="PNG")
     m = snap.metrics
     right.metric("Generator step", f"{snap.step:,}")
     right.metric("Exact W1 (generated vs real)", f"{m['w1_exact']:.3f}",
@@ -269,7 +273,8 @@ def live_view() -> None:
                      help="Generated points within 3 standard deviations of a mode centre.")
     right.metric("‖∇f‖ on interpolates", f"{m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}",
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
-    right.caption(f"{state} · {session.run_seconds:.0f} s of training")
+    speed = f" · {session.steps_per_s:.0f} steps/s" if state == "running" else ""
+    right.caption(f"{state}{speed} · {session.run_seconds:.0f} s of training")
 
 
 @st.fragment(run_every=CHART_S if running else None)
@@ -313,8 +318,11 @@ if snap is not None:
                            .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")
         d3.download_button("Config (JSON)", json.dumps(asdict(cfg), indent=2), "gan2d_config.json",
                            "application/json", on_click="ignore")
-        d4.download_button("Checkpoint", session.call(checkpoint_bytes), "gan2d_checkpoint.pt",
-                           "application/octet-stream", on_click="ignore")
+        try:
+            d4.download_button("Checkpoint", session.call(checkpoint_bytes), "gan2d_checkpoint.pt",
+                               "application/octet-stream", on_click="ignore")
+        except (RuntimeError, TimeoutError):   # the run's worker is gone: its message is shown above
+            d4.caption("No checkpoint: this run has ended.")
         if d5.button("Make GIF", help=f"An animation of the {len(session.frames())} frames kept so far."):
             st.session_state[P + "gif"] = gif_bytes()
         if P + "gif" in st.session_state:

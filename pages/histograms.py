@@ -8,6 +8,9 @@ import streamlit as st
 from explorer import histogram_charts as charts
 from explorer import histograms as H
 from explorer.distances import emd_plan, summary
+from ui.navigation import run_inside_app_navigation
+
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
 GROUND_NAMES = {"abs": "|x − y|  (W1)", "sq": "(x − y)²  (W2²)", "saturated": "1 − exp(−α|x − y|)  (Rubner)"}

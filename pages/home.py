@@ -1,6 +1,10 @@
 """Home: what the explorer is, and where each page goes."""
 import streamlit as st
 
+from ui.navigation import run_inside_app_navigation
+
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
+
 st.title("Distance & GAN explorer")
 st.markdown(
     """

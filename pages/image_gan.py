@@ -1,18 +1,21 @@
 """Image GAN: train a small DCGAN (gan, wgan or wgan-gp) on Shapes, digits or your pictures, live."""
 from dataclasses import asdict, replace
+from functools import partial
 
 import numpy as np
 import streamlit as st
 
-from explorer.image_training import (ImageConfig, config_from_checkpoint, fixed_noise, generator_from_checkpoint,
-                                     image_snapshot, image_trainer_from_checkpoint, make_image_trainer,
-                                     sample_images)
-from explorer.images import image_grid
+from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot, image_trainer_from_bytes,
+                                     make_image_trainer, samples_from_checkpoint)
 from explorer.models import NORMS
 from explorer.plots import frames_to_gif, image_metrics_chart, loss_chart
+from explorer.pool import get_pool
 from explorer.session import Session
-from explorer.training import HOT_FIELDS, checkpoint_bytes, load_checkpoint
+from explorer.training import HOT_FIELDS, checkpoint_bytes
 from explorer.uploads import load_uploaded_images
+from ui.navigation import run_inside_app_navigation
+
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
 # Short names: the sidebar's select box cuts longer ones; the download sizes are in the help text.
@@ -39,17 +42,17 @@ def decode_uploads(files: tuple[tuple[str, bytes], ...], size: int, channels: in
     return images, skipped
 
 
-def stop_session(session: Session) -> None:
-    session.stop()
+def release_session(session: Session) -> None:
+    session.close()
 
 
-@st.cache_resource(scope="session", on_release=stop_session, show_spinner=False)
+@st.cache_resource(scope="session", on_release=release_session, show_spinner=False)
 def get_session() -> Session:
-    """One training session per visitor; the factory is swapped on Reset."""
+    """One training run per visitor, in a worker process; the factory is swapped on Reset."""
     # Sliced W and diversity are re-measured at most every 2 s while training, but always after a
     # manual step, on pause and at the end, when the user reads them.
-    return Session(lambda: None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.5,
-                   still_snapshot_fn=lambda trainer: image_snapshot(trainer, force_metrics=True))
+    return Session(None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.3,
+                   still_snapshot_fn=partial(image_snapshot, force_metrics=True))
 
 
 # ----------------------------------------------------------------------------- controls
@@ -117,9 +120,13 @@ if dataset == "upload":
 session = get_session()
 cold = {k: v for k, v in asdict(cfg).items() if k not in HOT_FIELDS}
 if ss.get("img_cold") != (cold, None if uploads is None else uploads.shape) and not ss.get("img_resumed"):
-    session.reset(lambda cfg=cfg, uploads=uploads: make_image_trainer(replace(cfg), uploads))
+    session.reset(partial(make_image_trainer, replace(cfg), uploads))
     ss.img_cold = (cold, None if uploads is None else uploads.shape)
-session.update(**{k: getattr(cfg, k) for k in HOT_FIELDS})
+    ss.pop("img_hot", None)
+hot = {k: getattr(cfg, k) for k in HOT_FIELDS}
+if ss.get("img_hot") != hot:             # a slider moved: the worker applies it at the next step
+    session.update(**hot)
+    ss.img_hot = hot
 
 
 def guarded(action) -> None:
@@ -156,7 +163,7 @@ if "img_notice" in ss:
 def state_label(state: str, step: int | None) -> str:
     """What the run is doing, in words: 'idle' after manual steps would read as 'nothing happened'."""
     if state == "running":
-        return "training…"
+        return f"training… {session.steps_per_s:.0f} steps/s"
     if state == "error":
         return "failed"
     if not step:
@@ -165,7 +172,10 @@ def state_label(state: str, step: int | None) -> str:
 
 
 # ----------------------------------------------------------------------------- live view
-@st.fragment(run_every=0.5 if session.state == "running" else None)
+FRAME_S, CHART_S = 0.3, 3.0   # the samples refresh as often as the worker snapshots; curves change slowly
+
+
+@st.fragment(run_every=FRAME_S if running else None)
 def live_view() -> None:
     snap = session.latest()
     state = session.state
@@ -179,8 +189,9 @@ def live_view() -> None:
         st.info("Press Start (or Train 20 steps) to begin.")
         return
     left, right = st.columns(2)
-    left.image(snap.fake_grid, caption=f"Generated, fixed noise — step {snap.step}", width="stretch")
-    right.image(snap.real_grid, caption="Real (held out)", width="stretch")
+    left.image(snap.fake_grid, caption=f"Generated, fixed noise — step {snap.step}", width="stretch",
+               output_format="PNG")   # crisp pixels: the default JPEG blurs small digits
+    right.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
     m = snap.metrics
     c = st.columns(4)
     c[0].metric("Sliced W (generated vs real)", f"{m['sliced_w']:.4f}",
@@ -193,14 +204,21 @@ def live_view() -> None:
     if measured_at != snap.step:   # metrics are re-measured every few seconds, not every snapshot
         st.caption(f"These four were measured at step {measured_at:,}; they are re-measured every few "
                    "seconds of training.")
+
+
+@st.fragment(run_every=CHART_S if running else None)
+def curves_and_downloads() -> None:
+    snap = session.latest()
+    if snap is None:
+        return
     st.altair_chart(loss_chart(snap.history), width="stretch")
     st.altair_chart(image_metrics_chart(snap.metrics_log), width="stretch")
-    frames = [f.fake_grid for f in session.frames()]
+    kept = session.frames()
+    frames = [f.fake_grid for f in kept]
     if len(frames) > 1:
         st.subheader("Evolution of the generator output")
-        strip = frames[:: max(1, len(frames) // 8)][:8]
-        st.image(strip, caption=[f"step {f.step}" for f in session.frames()][:: max(1, len(frames) // 8)][:8],
-                 width=120)
+        every = max(1, len(frames) // 8)
+        st.image(frames[::every][:8], caption=[f"step {f.step}" for f in kept][::every][:8], width=120)
     d = st.columns(3)
     # on_click="ignore": a download must not rerun the page (and redraw the training view).
     d[0].download_button("Samples (PNG)", _png(snap.fake_grid), "samples.png", "image/png", key="img_dl_png",
@@ -208,32 +226,32 @@ def live_view() -> None:
     if len(frames) > 1:
         d[1].download_button("Evolution (GIF)", lambda: frames_to_gif(frames, fps=6), "evolution.gif",
                              "image/gif", key="img_dl_gif", on_click="ignore", width="stretch")
-    d[2].download_button("Checkpoint", lambda: session.call(checkpoint_bytes), "image_gan.pt",
+    d[2].download_button("Checkpoint", partial(session.call, checkpoint_bytes), "image_gan.pt",
                          "application/octet-stream", key="img_dl_ckpt", on_click="ignore", width="stretch")
 
 
 live_view()
+curves_and_downloads()
 
 # ----------------------------------------------------------------------------- checkpoints
 with st.expander("Resume or sample from a checkpoint"):
     up = st.file_uploader("Checkpoint (.pt) saved by this page or `python -m explorer images --out`",
                           type=["pt"], key="img_ckpt")
     if up is not None:
-        try:
-            state = load_checkpoint(up.getvalue())
-            loaded = config_from_checkpoint(state)
+        data = up.getvalue()
+        try:   # opened and checked in a worker process, not in the web server
+            found = get_pool().call(describe_image_checkpoint, data)
+            loaded = ImageConfig(**found["config"])
             st.caption(f"{LOSS_NAMES[loaded.loss]}, {loaded.dataset}, {loaded.image_size}x{loaded.image_size}, "
-                       f"step {state.get('step', '?')}")
+                       f"step {found['step']}")
             a, b = st.columns(2)
             if a.button("Sample from it", key="img_ckpt_sample"):
-                G = generator_from_checkpoint(state)
-                fakes = sample_images(G, fixed_noise(64, loaded.latent_dim, loaded.seed))
-                st.image(image_grid(fakes), caption="Samples from the uploaded generator")
+                st.image(get_pool().call(samples_from_checkpoint, data), caption="Samples from the uploaded generator")
             if b.button("Resume training from it", key="img_ckpt_resume"):
-                trainer = image_trainer_from_checkpoint(state, uploads if loaded.dataset == "upload" else None)
-                session.reset(lambda: trainer)
+                factory = partial(image_trainer_from_bytes, data, uploads if loaded.dataset == "upload" else None)
+                session.reset(factory)
                 session.prepare()
                 ss.img_resumed = True
-                st.success(f"Loaded at step {trainer.step_count}; press Start to continue.")
-        except (ValueError, OSError) as err:
+                st.success(f"Loaded at step {session.latest().step}; press Start to continue.")
+        except (ValueError, OSError, RuntimeError) as err:
             st.error(f"Could not use this checkpoint: {err}")

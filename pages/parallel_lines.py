@@ -7,6 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from explorer import lines as L
+from explorer.pool import get_pool
+from ui.navigation import run_inside_app_navigation
+
+run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
 P0_COLOUR, PT_COLOUR, W_COLOUR = "#4c78a8", "#f58518", "#54a24b"
@@ -166,14 +170,19 @@ def critic_section() -> None:
     critic_cfg = L.CriticConfig(clip=float(clip), iterations=int(iterations), lr=float(lr), seed=seed)
     if st.button("Estimate κ·|θ|", type="primary", key="lines_run"):
         bar = st.progress(0.0, text="Training the first critic…")
+        job = get_pool().submit(L.critic_estimates, critic_cfg, 25)   # trained in a worker process
         try:
-            for progress in L.critic_estimates(critic_cfg, chunk=25):
+            progress = None
+            for progress in job.updates():
                 bar.progress(progress.done / progress.total,
                              text=f"Critic {len(progress.thetas) + (not progress.finished)} of "
                                   f"{len(critic_cfg.thetas)} · {progress.done}/{progress.total} steps")
-            ss.lines_critic = (critic_cfg, progress)
-        except ValueError as err:
+            if progress is not None:
+                ss.lines_critic = (critic_cfg, progress)
+        except (ValueError, RuntimeError, TimeoutError) as err:
             st.error(f"Cannot run the critic: {err}")
+        finally:
+            job.cancel()    # a visitor who leaves mid-way does not keep a worker busy
         bar.empty()
     if "lines_critic" not in ss:
         st.caption(f"Runs {len(critic_cfg.thetas)} critics × {iterations} steps; a few seconds on a laptop CPU.")

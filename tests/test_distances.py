@@ -189,7 +189,8 @@ def test_rubner_emd_equals_emd_for_equal_masses():
     ([[1, 2]], [[1, 2]], "flat"),
 ])
 def test_bad_histograms_raise_a_sentence(p, q, words):
-    for f in (tv, kl, js, emd, emd_plan, rubner_emd, summary):
+    # (Rubner's EMD compares signatures of any two sizes: "same length" does not apply to it.)
+    for f in (tv, kl, js, emd, emd_plan, summary) + ((rubner_emd,) if words != "same length" else ()):
         with pytest.raises(ValueError, match=words):
             f(p, q)
         if len(p) == len(q) and words != "empty":
@@ -221,3 +222,29 @@ def test_bad_log_base(base):
 def test_error_message_names_the_histogram():
     with pytest.raises(ValueError, match=r"^Q has a negative mass \(-1\) at bin 1"):
         summary([1, 1], [1, -1])
+
+
+def test_rubner_emd_takes_signatures_of_different_sizes_with_their_own_positions():
+    assert rubner_emd([.5, 0, .3, .2], [0, .4, .1]) == pytest.approx(0.8, abs=1e-12)   # bins 0..3 and 0..2
+    # The same h placed at 10, 11, 12: the nearest mass of g goes, .2 from 3 and .2 from 2 to 11, .1 from 2 to 12.
+    assert rubner_emd([.5, 0, .3, .2], [0, .4, .1], positions_h=[10, 11, 12]) == pytest.approx(
+        (0.2 * 8 + 0.2 * 9 + 0.1 * 10) / 0.5, abs=1e-9)
+    assert rubner_emd([1], [1], positions=[0.0], positions_h=[2.5]) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="same length as h"):
+        rubner_emd([1, 1], [1, 1, 1], positions_h=[0, 1])
+
+
+def test_an_exact_solve_that_stops_early_is_never_shown_as_exact(monkeypatch):
+    from explorer import distances, metrics
+    from explorer.distances import NotConverged
+    rng = np.random.default_rng(0)
+    a, b = rng.random((60, 2)), rng.random((60, 2)) + 1
+    monkeypatch.setattr(metrics, "NUM_ITER_MAX", 3)
+    with pytest.raises(NotConverged, match="W1"):
+        metrics.w1_exact(a, b)
+    monkeypatch.setattr(distances, "_MAX_ITER", 3)
+    p, q = rng.random(40), rng.random(40)
+    with pytest.raises(NotConverged, match="EMD"):
+        emd(p, q, ground="saturated")
+    with pytest.raises(NotConverged, match="Rubner"):
+        rubner_emd(p, q * 3)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -130,28 +132,40 @@ def test_inf_learning_rate_is_refused_and_huge_one_diverges_cleanly():
 
 
 def test_out_of_memory_in_a_run_ends_it_with_a_message():
-    """Simulated GPU OOM inside a session: the run stops in state 'error' with a message, the
-    last snapshot stays, the thread ends. (There is no automatic fallback to the CPU.)"""
+    """Simulated GPU OOM inside a real toy run in a worker: the run stops in state 'error' with a
+    message and the last snapshot stays. (There is no automatic fallback to the CPU.)"""
+    from explorer.pool import Pool
     from explorer.session import Session
 
-    trainer = make_toy_trainer(_tiny())
+    pool = Pool(size=1)
+    session = Session(partial(oom_after, _tiny(), 2), step_of, steps_per_tick=1, snapshot_every_s=0.0, pool=pool)
+    try:
+        assert session.start()
+        deadline = time.monotonic() + 30
+        while session.state == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session.state == "error" and "memory" in session.message.lower()
+        assert session.latest() is not None
+    finally:
+        session.close()
+        pool.shutdown()
+
+
+def oom_after(cfg: ToyConfig, chunks: int):
+    """A toy trainer whose step() raises torch's GPU out-of-memory error after `chunks` calls."""
+    trainer = make_toy_trainer(cfg)
     calls = {"n": 0}
     step = trainer.step
 
     def step_then_oom(n=1):
         calls["n"] += 1
-        if calls["n"] > 2:
+        if calls["n"] > chunks:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return step(n)
 
     trainer.step = step_then_oom
-    session = Session(lambda: trainer, lambda t: {"step": t.step_count}, steps_per_tick=1,
-                      snapshot_every_s=0.0)
-    try:
-        assert session.start()
-        session.thread.join(20)
-        assert not session.thread.is_alive()
-        assert session.state == "error" and "memory" in session.message.lower()
-        assert session.latest() is not None
-    finally:
-        session.stop()
+    return trainer
+
+
+def step_of(trainer) -> dict:
+    return {"step": trainer.step_count}

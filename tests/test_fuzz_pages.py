@@ -39,7 +39,7 @@ def stop_sessions(at: AppTest) -> None:
     """Stop any background run a page started (AppTest does not release session resources)."""
     for key in ("g2_session", "cmp_session"):
         if key in at.session_state:
-            at.session_state[key].stop()
+            at.session_state[key].close()
 
 
 def widget(elements, label: str):

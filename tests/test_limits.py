@@ -1,8 +1,8 @@
-"""Resource limits of a hosted demo, with the real 2-D trainer behind explorer.session.Session.
+"""Resource limits of a hosted demo, with the real 2-D trainer in a worker behind Session.
 
-Cap on concurrent runs (settable by env var), wall-clock cap per run, idle pause and idle stop,
-bounded histories and frames, one torch thread per run, and no thread left after a session ends.
-(tests/test_session.py checks the same mechanics with a fake trainer; here the real one runs.)
+Cap on concurrent runs (settable by env var), wall-clock cap per run, idle pause and release,
+bounded histories and frames, one torch thread per worker, and no process or thread left after the
+sessions end. (tests/test_session.py checks the same mechanics with a fake trainer.)
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 import pytest
@@ -18,23 +20,23 @@ import torch
 
 from explorer import session as session_mod
 from explorer.metrics import toy_snapshot
+from explorer.pool import Pool
 from explorer.session import Session
 from explorer.training import ToyConfig, make_toy_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+_snapshot = partial(toy_snapshot, n=64, grid=16)
 
 
 def _cfg(**kw) -> ToyConfig:
     return ToyConfig(**{"seed": 0, "width": 16, "depth": 2, "batch_size": 32, "n_critic": 1, **kw})
 
 
-def _snapshot(trainer):
-    return toy_snapshot(trainer, trainer.source, n=64, grid=16)
-
-
-def _session(**kw) -> Session:
-    kw.setdefault("snapshot_every_s", 0.05)
-    return Session(lambda: make_toy_trainer(_cfg()), _snapshot, **kw)
+@pytest.fixture(scope="module")
+def pool():
+    p = Pool(size=2)
+    yield p
+    p.shutdown()
 
 
 def _wait(predicate, timeout: float = 20.0) -> bool:
@@ -46,26 +48,35 @@ def _wait(predicate, timeout: float = 20.0) -> bool:
     return predicate()
 
 
-def _session_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("explorer-session-") and t.is_alive()]
-
-
 @pytest.fixture
-def sessions():
-    """Sessions made by a test; all stopped at the end, and no worker thread may survive them."""
+def sessions(pool):
+    """Sessions made by a test (with _session); all closed at the end, and none may leave a thread."""
     made: list[Session] = []
     old_cap = session_mod.max_runs()
-    yield made
+    threads = _other_threads()
+
+    def _session(cfg: ToyConfig | None = None, **kw) -> Session:
+        kw.setdefault("snapshot_every_s", 0.05)
+        s = Session(partial(make_toy_trainer, cfg or _cfg()), _snapshot, pool=pool, **kw)
+        made.append(s)
+        return s
+
+    yield _session
     for s in made:
-        s.stop()
+        s.close()
     session_mod.set_max_runs(old_cap)
-    assert _wait(lambda: not _session_threads(), 10), _session_threads()
+    assert session_mod.running_count() == 0
+    assert _other_threads() <= threads            # sessions have no threads of their own
+
+
+def _other_threads() -> int:
+    """Threads beyond the pool's readers (one per worker) and the idle watchdog."""
+    return sum(not t.name.startswith(("explorer-pool-reader", "explorer-idle-watch")) for t in threading.enumerate())
 
 
 def test_cap_reached_gives_a_polite_message_and_frees_on_stop(sessions):
     session_mod.set_max_runs(2)
-    a, b, c = (_session() for _ in range(3))
-    sessions += [a, b, c]
+    a, b, c = (sessions() for _ in range(3))
     assert a.start() and b.start()
     assert session_mod.running_count() == 2
     assert c.start() is False
@@ -77,8 +88,7 @@ def test_cap_reached_gives_a_polite_message_and_frees_on_stop(sessions):
 
 def test_paused_runs_do_not_hold_a_slot(sessions):
     session_mod.set_max_runs(1)
-    a, b = _session(), _session()
-    sessions += [a, b]
+    a, b = sessions(), sessions()
     assert a.start()
     a.pause()
     assert b.start(), b.message
@@ -103,35 +113,34 @@ def test_cap_is_settable_by_environment(value, expected):
 
 
 def test_wall_clock_cap_stops_the_run_and_keeps_its_state(sessions):
-    s = _session(max_seconds=0.4)
-    sessions.append(s)
+    s = sessions(max_seconds=0.4)
     assert s.start()
     assert _wait(lambda: s.state == "stopped", 20), s.state
     assert "limit" in s.message and "Traceback" not in s.message
     assert s.run_seconds >= 0.4
-    assert _wait(lambda: not s.thread.is_alive(), 5)
     assert s.latest() is not None and s.latest().step > 0
+    assert s.call(attrgetter("step_count")) == s.latest().step   # kept in its worker for a download
     assert s.start() is False and "Reset" in s.message   # the cap is final; Reset starts over
 
 
-def test_idle_session_pauses_then_its_thread_ends(sessions):
-    s = _session(idle_pause_s=0.3, idle_stop_s=1.0)
-    sessions.append(s)
+def test_idle_session_pauses_then_is_released(sessions):
+    s = sessions(idle_pause_s=0.3, idle_stop_s=1.0)
     assert s.start()
     assert _wait(lambda: s.state == "paused", 20), s.state
     assert "Paused" in s.message
-    steps = s.latest().step   # latest() counts as a look: idle stop is then 1 s later
+    steps = s.latest().step   # latest() counts as a look: the release is then 1 s later
     time.sleep(0.3)
     assert s.latest().step == steps          # paused means no training in the background
     assert _wait(lambda: s.state == "stopped", 10), s.state
-    assert _wait(lambda: not s.thread.is_alive(), 5)
-    assert s.start(), s.message              # Resume brings it back with a new thread
-    assert _wait(lambda: s.latest().step > steps)
+    assert "Released" in s.message and s.worker_pid is None
+    assert not s.start() and "Reset" in s.message
+    s.reset()                                # Reset starts a fresh run
+    assert s.start(), s.message
+    assert _wait(lambda: s.latest().step > 0)
 
 
 def test_watched_session_keeps_running(sessions):
-    s = _session(idle_pause_s=0.3)
-    sessions.append(s)
+    s = sessions(idle_pause_s=0.3)
     assert s.start()
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
@@ -140,39 +149,34 @@ def test_watched_session_keeps_running(sessions):
     assert s.state == "running"
 
 
-def test_stopped_sessions_leave_no_thread(sessions):
+def test_closed_sessions_leave_no_run_in_the_workers(sessions, pool):
     session_mod.set_max_runs(4)
-    group = [_session() for _ in range(4)]
-    sessions += group
+    group = [sessions() for _ in range(4)]
     for s in group:
         assert s.start(), s.message
     assert _wait(lambda: all(s.latest() is not None and s.latest().step > 0 for s in group))
-    assert len(_session_threads()) == 4
+    assert sum(link.load() for link in pool._links if link is not None) == 4
     for s in group:
-        s.stop()
-    assert _wait(lambda: not _session_threads(), 10), _session_threads()
+        s.close()
+    assert sum(link.load() for link in pool._links if link is not None) == 0
     assert session_mod.running_count() == 0
 
 
-def test_reset_of_a_running_session_leaves_one_thread_at_most(sessions):
-    s = _session()
-    sessions.append(s)
+def test_reset_of_a_running_session_keeps_one_run(sessions, pool):
+    s = sessions()
     for _ in range(3):
         assert s.start(), s.message
         s.reset()
     assert s.start()
-    assert _wait(lambda: len(_session_threads()) == 1)
+    assert sum(link.load() for link in pool._links if link is not None) == 1
 
 
 def test_histories_and_frames_are_bounded(sessions):
-    cfg = _cfg(history_cap=40)
-    s = Session(lambda: make_toy_trainer(cfg), _snapshot, snapshot_every_s=0.0, max_frames=8, max_log=10,
-                steps_per_tick=5)
-    sessions.append(s)
+    s = sessions(_cfg(history_cap=40), snapshot_every_s=0.0, max_frames=8, max_log=10, steps_per_tick=5)
     assert s.start()
     assert _wait(lambda: s.latest() is not None and s.latest().step >= 300, 60)
     s.pause()
-    history = s.call(lambda t: list(t.history))
+    history = s.call(attrgetter("history"))
     assert len(history) <= 40
     assert history[-1]["step"] >= 250          # thinned, not truncated: the recent steps are there
     assert len(s.frames()) <= 8 and len(s.metrics_log()) <= 10
@@ -180,15 +184,10 @@ def test_histories_and_frames_are_bounded(sessions):
 
 
 def test_each_run_trains_with_one_torch_thread(sessions):
-    seen: list[int] = []
-
-    def snapshot(trainer):
-        seen.append(torch.get_num_threads())
-        return _snapshot(trainer)
-
-    s = Session(lambda: make_toy_trainer(_cfg()), snapshot, snapshot_every_s=0.0)
-    sessions.append(s)
+    s = sessions()
     assert s.start()
-    assert _wait(lambda: len(seen) >= 3)
-    s.stop()
-    assert seen[-1] == 1, seen
+    assert s.call(threads_of) == 1
+
+
+def threads_of(trainer) -> int:
+    return torch.get_num_threads()

@@ -1,8 +1,9 @@
 """Memory: out-of-memory errors end a run cleanly, critic fields are computed in small chunks,
 and the frames a Session keeps for a GIF are small (no history copy)."""
+import multiprocessing
 import threading
 import time
-from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,37 +12,25 @@ from torch import nn
 
 from explorer import metrics, session as session_mod
 from explorer.metrics import critic_field, toy_snapshot
+from explorer.pool import Pool
 from explorer.session import Session
 from explorer.training import ToyConfig, make_toy_trainer
+from explorer.worker import Worker
+from session_fakes import OomTrainer, step_snap
 
 
-@dataclass
-class Snap:
-    step: int
-
-
-class OomTrainer:
-    """Counts steps; raises `error` (an instance) once `fail_at` steps are done."""
-
-    def __init__(self, error: BaseException, fail_at: int):
-        self.error, self.fail_at, self.step_count = error, fail_at, 0
-
-    def step(self, n: int = 1) -> None:
-        for _ in range(n):
-            if self.step_count >= self.fail_at:
-                raise self.error
-            time.sleep(0.001)
-            self.step_count += 1
-
-    def update(self, **hot) -> None:
-        pass
-
-
-def wait_for(cond, timeout: float = 5.0) -> bool:
+def wait_for(cond, timeout: float = 10.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end and not cond():
         time.sleep(0.01)
     return cond()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = Pool(size=1)
+    yield p
+    p.shutdown()
 
 
 @pytest.fixture
@@ -53,42 +42,65 @@ def fake_gpu(monkeypatch):
     return calls
 
 
-def test_gpu_out_of_memory_in_the_worker_ends_the_run_cleanly(fake_gpu):
-    trainer = OomTrainer(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), 30)
-    s = Session(lambda: trainer, lambda t: Snap(t.step_count), snapshot_every_s=0.01, steps_per_tick=1)
+def test_gpu_out_of_memory_in_the_worker_ends_the_run_cleanly(pool):
+    s = Session(partial(OomTrainer, "cuda", 30), step_snap, pool=pool, snapshot_every_s=0.01, steps_per_tick=1)
     try:
         assert s.start()
         assert wait_for(lambda: s.state == "error")
-        assert wait_for(lambda: not s.thread.is_alive())
         assert "out of memory on the GPU" in s.message and "smaller batch size" in s.message
         assert "Tried to allocate" not in s.message          # the sentence, not torch's text
         assert 0 < s.latest().step <= 30                     # the last good snapshot stays
-        assert fake_gpu                                      # the cache was handed back
         assert session_mod.running_count() == 0              # its slot is free for others
         assert not s.start() and "Press Reset" in s.message
     finally:
-        s.stop()
+        s.close()
 
 
-def test_memory_error_in_a_manual_step_keeps_the_snapshot(fake_gpu):
-    trainer = OomTrainer(MemoryError(), 3)
-    s = Session(lambda: trainer, lambda t: Snap(t.step_count))
+def test_a_failed_step_hands_gpu_memory_back(fake_gpu):
+    """The worker's own loop, driven in this process over a pipe, so the fake GPU is seen."""
+    ours, theirs = multiprocessing.Pipe()
+    worker = Worker(theirs)
+    serving = threading.Thread(target=worker.serve, daemon=True)
+    serving.start()
+    try:
+        ours.send(("open", 1, partial(OomTrainer, "cuda", 5), step_snap, None, {"steps_per_tick": 1}, {}, 7))
+        assert _next(ours, "reply")[2] is True
+        ours.send(("start", 1, 1))
+        while _next(ours, "run")[2]["state"] != "error":
+            pass
+        assert fake_gpu                                      # the cache was handed back
+    finally:
+        ours.send(("exit",))
+        serving.join(5)
+        worker.close()
+
+
+def _next(conn, verb: str) -> tuple:
+    while True:
+        assert conn.poll(10), f"no {verb!r} message from the worker"
+        message = conn.recv()
+        if message[0] == verb:
+            return message
+
+
+def test_memory_error_in_a_manual_step_keeps_the_snapshot(pool):
+    s = Session(partial(OomTrainer, "memory", 3), step_snap, pool=pool)
     try:
         assert s.step(2).step == 2
         assert s.step(5).step == 2                           # failed: the last good snapshot comes back
         assert s.state == "error" and s.message.startswith("Ran out of memory: try a smaller")
-        assert "GPU" not in s.message and fake_gpu
+        assert "GPU" not in s.message
     finally:
-        s.stop()
+        s.close()
 
 
-def test_other_errors_keep_their_own_message():
-    s = Session(lambda: OomTrainer(RuntimeError("Training diverged at step 4."), 4), lambda t: Snap(t.step_count))
+def test_other_errors_keep_their_own_message(pool):
+    s = Session(partial(OomTrainer, "diverged", 4), step_snap, pool=pool)
     try:
         s.step(6)
         assert s.state == "error" and s.message == "Training diverged at step 4."
     finally:
-        s.stop()
+        s.close()
 
 
 def _field_in_one_batch(critic: nn.Module, lim: float, grid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +138,9 @@ def test_toy_snapshot_field_matches_one_batch_and_history_is_a_snapshot():
     assert frame.history == [] and frame.step == 3 and frame.field is s.field and s.history
 
 
-def test_session_keeps_frames_without_history():
-    s = Session(lambda: make_toy_trainer(ToyConfig(width=8, depth=1, batch_size=16, device="cpu")),
-                lambda t: toy_snapshot(t, t.source, n=16, grid=8), snapshot_every_s=0.01)
+def test_session_keeps_frames_without_history(pool):
+    s = Session(partial(make_toy_trainer, ToyConfig(width=8, depth=1, batch_size=16, device="cpu")),
+                partial(toy_snapshot, n=16, grid=8), pool=pool, snapshot_every_s=0.01)
     try:
         for _ in range(3):
             s.step(2)
@@ -137,4 +149,4 @@ def test_session_keeps_frames_without_history():
         assert [f.step for f in frames] == [0, 2, 4, 6]
         assert all(f.history == [] and f.field.shape == (8, 8) for f in frames)
     finally:
-        s.stop()
+        s.close()

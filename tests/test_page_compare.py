@@ -22,8 +22,12 @@ def _app() -> AppTest:
 
 def _stop(at: AppTest) -> None:
     session = at.session_state["cmp_session"]
-    session.stop()
-    assert session.thread is None or not session.thread.is_alive()
+    session.close()
+
+
+def step_counts(runs) -> tuple[list[int], int]:
+    """Each trainer's step count and the lock-step counter (read in the worker)."""
+    return [t.step_count for t in runs.trainers], runs.step_count
 
 
 def _button(at: AppTest, label: str):
@@ -62,8 +66,8 @@ def test_start_pause_runs_in_lockstep():
         _button(at, "Pause").click()
         at.run()
         assert not at.exception, at.exception
-        runs = session.call(lambda r: r)
-        assert len({t.step_count for t in runs.trainers}) == 1 and runs.step_count > 0
+        counts, common = session.call(step_counts)
+        assert len(set(counts)) == 1 and common > 0
     finally:
         _stop(at)
 

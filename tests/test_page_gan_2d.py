@@ -4,6 +4,8 @@ Fragments with run_every do not tick inside AppTest: each test clicks, waits bri
 background thread, and calls at.run() again to see the new state. A tiny model keeps it quick.
 """
 import time
+from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import session as session_mod
 from explorer.training import ToyConfig, checkpoint_bytes, make_toy_trainer
+from session_fakes import step_snap
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")
 TINY = {"width": "32", "depth": "1", "batch_size": "64", "n_critic": "1"}
@@ -32,8 +35,7 @@ def app():
     for at in apps:
         s = at.session_state["g2_session"] if "g2_session" in at.session_state else None
         if s is not None:
-            s.stop()
-            assert s.thread is None or not s.thread.is_alive()
+            s.close()
     assert session_mod.running_count() == 0
 
 
@@ -64,7 +66,7 @@ def test_start_change_lambda_pause(app):
     assert int(metric(at, "Generator step").replace(",", "")) > 0
     at.slider(key="g2_lam").set_value(3.0).run()                      # hot change, same run
     assert s.state == "running"
-    assert s.call(lambda t: t.cfg.lam) == 3.0
+    assert s.call(attrgetter("cfg.lam")) == 3.0
     [b for b in at.button if b.label == "Pause"][0].click().run()
     assert s.state == "paused" and not s.message
     frozen = s.latest().step
@@ -81,7 +83,7 @@ def test_step_button_and_reset_on_architecture_change(app):
     assert s.latest().step == 10 and s.state == "idle"
     assert metric(at, "Generator step") == "10"
     at.select_slider(key="g2_width").set_value(64).run()              # cold change: a new run
-    assert s.latest().step == 0 and s.call(lambda t: t.cfg.width) == 64
+    assert s.latest().step == 0 and s.call(attrgetter("cfg.width")) == 64
 
 
 def test_garbage_query_params_fall_back_with_a_warning(app):
@@ -99,7 +101,7 @@ def test_url_settings_are_used(app):
     at = app(loss="wgan", clip="0.03", seed="42", lr_c="0.0003")
     assert not at.warning
     s = session_of(at)
-    cfg = s.call(lambda t: t.cfg)
+    cfg = s.call(attrgetter("cfg"))
     assert (cfg.loss, cfg.clip, cfg.seed, cfg.lr_c, cfg.width) == ("wgan", 0.03, 42, 3e-4, 32)
 
 
@@ -135,8 +137,8 @@ def test_checkpoint_upload(app):
 def test_over_the_cap_is_told_politely(app):
     old = session_mod.max_runs()
     session_mod.set_max_runs(1)
-    other = session_mod.Session(lambda: make_toy_trainer(ToyConfig(width=8, depth=1, batch_size=8)),
-                                lambda t: None)          # another visitor holds the only slot
+    other = session_mod.Session(partial(make_toy_trainer, ToyConfig(width=8, depth=1, batch_size=8)),
+                                step_snap)               # another visitor holds the only slot
     try:
         assert other.start()
         at = app()
@@ -145,5 +147,5 @@ def test_over_the_cap_is_told_politely(app):
         assert session_of(at).state == "idle"
         assert any("limit" in w.value and "try again" in w.value for w in at.warning)
     finally:
-        other.stop()
+        other.close()
         session_mod.set_max_runs(old)

@@ -1,0 +1,330 @@
+"""The web server's side of the worker processes: start them, talk to them, replace the dead.
+
+Training never runs in the server's interpreter (explorer/worker.py says why). `get_pool()` is the
+process's pool: EXPLORER_WORKERS processes (default: one per core), each started on first need with
+`python -m explorer.worker` at a lower OS priority (EXPLORER_WORKER_NICE, default 10) and
+EXPLORER_TORCH_THREADS torch threads (default 1). Each worker has one socket to the server and one
+thread here that reads what comes back and hands it on: run reports to their Session, replies to
+the request that waits for them, progress to its Job. No shared memory is used, so nothing but the
+processes themselves can be left behind, and they are stopped at exit (and end by themselves when
+the server's end of their socket closes, however the server died).
+
+Runs are placed on the worker with the fewest open runs; a worker holds any number and steps the
+running ones in turn. Work that is not a run (a checkpoint to inspect, the Parallel-lines critic)
+goes through `pool.call(fn, *args)` or `pool.submit(fn, *args)`: fn and its arguments must pickle
+(module-level functions, functools.partial of them, plain data).
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from explorer.limits import env_number
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 120.0     # a worker's first answer waits for its torch import (slow on a busy box)
+
+
+class WorkerDied(RuntimeError):
+    """The worker process holding a run or a job ended unexpectedly."""
+
+
+class Job:
+    """Work sent to a worker with `Pool.submit`: its progress (for a generator) and its result."""
+
+    def __init__(self, link: "Link", req: int):
+        self._link, self._req = link, req
+        self._future: Future = Future()
+        self._updates: queue.Queue = queue.Queue()
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._future.result(timeout)
+
+    def updates(self, timeout: float | None = START_TIMEOUT_S) -> Iterator[Any]:
+        """Each value the job yields, as it arrives (waiting at most `timeout` for each); then the
+        job's exception, if it raised one. The return value is in .result()."""
+        while True:
+            try:
+                kind, value = self._updates.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError("The worker took too long to answer.") from None
+            if kind == "done":
+                self._future.result()        # raises the job's exception, if any
+                return
+            yield value
+
+    def cancel(self) -> None:
+        """Stop a generator job at its next item (a finished job ignores this)."""
+        if not self._future.done():
+            self._link.send(("cancel", self._req))
+            self._finish(False, RuntimeError("Cancelled."))
+
+    def _progress(self, value: Any) -> None:
+        self._updates.put(("progress", value))
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        if self._future.done():
+            return
+        if ok:
+            self._future.set_result(value)
+        else:
+            self._future.set_exception(value)
+        self._updates.put(("done", None))
+
+
+class Link:
+    """One worker process and the server's end of its socket."""
+
+    def __init__(self, pool: "Pool", index: int):
+        self.pool, self.index = pool, index
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "explorer.worker", "--fd", str(theirs.fileno()),
+             "--threads", str(pool.threads), "--nice", str(pool.nice)],
+            # A session of its own, so that its lower priority holds against every process (see
+            # explorer/worker.py); it ends when its socket closes, not by the server's signals.
+            pass_fds=(theirs.fileno(),), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.pid = self.process.pid
+        self.alive = True
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.sessions: dict[int, Any] = {}      # run id -> Session (weakly: a closed tab lets go)
+        self.waiting: dict[int, Future | Job] = {}
+        self.reader = threading.Thread(target=self._read, name=f"explorer-pool-reader-{index}", daemon=True)
+        self.reader.start()
+
+    def send(self, message: tuple) -> None:
+        if not self.alive:
+            raise WorkerDied(self.pool.death_message(self))
+        try:
+            with self._send_lock:
+                self.conn.send(message)
+        except (OSError, EOFError):
+            raise WorkerDied(self.pool.death_message(self)) from None
+
+    def request(self, message: tuple, timeout: float | None = START_TIMEOUT_S) -> Any:
+        """Send a message whose last item is a request id; wait for the reply and return its value."""
+        future: Future = Future()
+        req = message[-1]
+        with self._lock:
+            self.waiting[req] = future
+        try:
+            self.send(message)
+        except WorkerDied:
+            with self._lock:
+                self.waiting.pop(req, None)
+            raise
+        return future.result(timeout)
+
+    def submit(self, fn: Callable, args: tuple) -> Job:
+        req = self.pool.next_id()
+        job = Job(self, req)
+        with self._lock:
+            self.waiting[req] = job
+        self.send(("job", req, fn, args))
+        return job
+
+    def attach(self, run_id: int, session: Any) -> None:
+        with self._lock:
+            self.sessions[run_id] = weakref.ref(session)
+
+    def detach(self, run_id: int) -> None:
+        with self._lock:
+            self.sessions.pop(run_id, None)
+
+    def load(self) -> int:
+        with self._lock:
+            return len(self.sessions)
+
+    # ------------------------------------------------------------------ the reader thread
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:   # a message that does not unpickle here: log it, keep reading
+                log.exception("could not read a message from worker %s", self.pid)
+                continue
+            try:
+                self._dispatch(message)
+            except Exception:   # a bug in a handler must not kill the reader
+                log.exception("could not handle a message from worker %s", self.pid)
+        self._died()
+
+    def _dispatch(self, message: tuple) -> None:
+        verb, key = message[0], message[1]
+        if verb == "run":
+            with self._lock:
+                ref = self.sessions.get(key)
+            session = ref() if ref is not None else None
+            if session is not None:
+                session._on_report(key, message[2], message[3])
+        elif verb == "progress":
+            with self._lock:
+                job = self.waiting.get(key)
+            if isinstance(job, Job):
+                job._progress(message[2])
+        elif verb == "reply":
+            with self._lock:
+                waiter = self.waiting.pop(key, None)
+            ok, value = message[2], message[3]
+            if isinstance(waiter, Job):
+                waiter._finish(ok, value)
+            elif waiter is not None and not waiter.done():
+                (waiter.set_result if ok else waiter.set_exception)(value)
+
+    def _died(self) -> None:
+        self.alive = False
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.exit_code = code
+        with self._lock:
+            sessions, self.sessions = list(self.sessions.items()), {}
+            waiting, self.waiting = list(self.waiting.values()), {}
+        why = self.pool.death_message(self)
+        for waiter in waiting:
+            if isinstance(waiter, Job):
+                waiter._finish(False, WorkerDied(why))
+            elif not waiter.done():
+                waiter.set_exception(WorkerDied(why))
+        for run_id, ref in sessions:
+            session = ref()
+            if session is not None:
+                session._on_worker_died(run_id, why)
+        self.conn.close()
+        self.pool._replace(self)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit; kill it if it does not within `timeout`."""
+        if self.process.poll() is None:
+            try:
+                with self._send_lock:
+                    self.conn.send(("exit",))
+            except (OSError, EOFError):
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self.reader.join(timeout)
+
+
+class Pool:
+    """A few worker processes that hold the app's training runs (see the module docstring)."""
+
+    def __init__(self, size: int | None = None, threads: int | None = None, nice: int | None = None):
+        self.size = int(size or env_number("EXPLORER_WORKERS", os.cpu_count() or 1, int))
+        self.threads = int(threads or env_number("EXPLORER_TORCH_THREADS", 1, int))
+        self.nice = int(env_number("EXPLORER_WORKER_NICE", 10, int) if nice is None else nice)
+        self._links: list[Link | None] = [None] * self.size
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._closed = False
+        self.deaths = 0     # workers that ended unexpectedly (and were replaced)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def place(self) -> Link:
+        """The worker for a new run: an idle one, else a new one, else the least loaded."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The training pool has been shut down.")
+            live = [link for link in self._links if link is not None and link.alive]
+            idle = [link for link in live if link.load() == 0]
+            if idle:
+                return idle[0]
+            for i, link in enumerate(self._links):
+                if link is None or not link.alive:
+                    self._links[i] = Link(self, i)
+                    return self._links[i]
+            return min(live, key=Link.load)
+
+    def warm(self) -> None:
+        """Start one worker now if none runs, so the first run does not wait for torch's import."""
+        with self._lock:
+            if self._closed or any(link is not None and link.alive for link in self._links):
+                return
+            self._links[0] = Link(self, 0)
+
+    def call(self, fn: Callable, *args: Any, timeout: float | None = START_TIMEOUT_S) -> Any:
+        """fn(*args) in a worker; its result (or its exception, raised here)."""
+        return self.submit(fn, *args).result(timeout)
+
+    def submit(self, fn: Callable, *args: Any) -> Job:
+        """Start fn(*args) in a worker; a generator's items arrive as the Job's updates."""
+        return self.place().submit(fn, args)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [link.pid for link in self._links if link is not None and link.alive]
+
+    def death_message(self, link: Link) -> str:
+        code = getattr(link, "exit_code", None)
+        how = "" if code is None else (f" (signal {-code})" if code < 0 else f" (exit code {code})")
+        return (f"The process training this run stopped unexpectedly{how}; the last picture stays. "
+                "Press Reset to start a new run.")
+
+    def _replace(self, dead: Link) -> None:
+        """Start a fresh worker in a dead one's place, unless it was stopped on purpose: exit code 0
+        (Ctrl-C reaches the workers too) or SIGTERM (a process-group kill: the server goes next)."""
+        code = getattr(dead, "exit_code", None)
+        with self._lock:
+            if self._closed or self._links[dead.index] is not dead or code in (0, -signal.SIGTERM):
+                return
+            self.deaths += 1
+            log.warning("worker %s ended unexpectedly (code %s); starting a fresh one", dead.pid,
+                        getattr(dead, "exit_code", None))
+            self._links[dead.index] = Link(self, dead.index)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every worker (idempotent); later calls to place() fail."""
+        with self._lock:
+            self._closed = True
+            links, self._links = [link for link in self._links if link is not None], [None] * self.size
+        for link in links:
+            link.stop(timeout)
+
+
+_POOL: Pool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool() -> Pool:
+    """The process's pool, made on first use and shut down at exit."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._closed:
+            _POOL = Pool()
+            atexit.register(_POOL.shutdown)
+        return _POOL
+
+
+def shutdown_pool() -> None:
+    """Stop the process's pool now (tests; the server's exit does this by itself)."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown()

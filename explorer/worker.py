@@ -1,0 +1,390 @@
+"""A worker process: holds training runs, steps them in turn, and sends their snapshots back.
+
+`python -m explorer.worker --fd N` is started by explorer/pool.py, never by hand. It talks over one
+socket (a multiprocessing Connection on file descriptor N) and never imports Streamlit: the web
+server stays free to draw pages while training runs here at full speed (a training thread inside
+the server starved on the interpreter lock whenever a page was drawn: 76 -> 0.8 steps/s).
+
+What arrives (tuples, first item the verb):
+
+    ("open", run, factory, snapshot_fn, still_fn, options, hot, req)   build factory(), snapshot it
+    ("start", run, seq)  ("pause", run, seq, message, req)  ("stop", run, seq, message, req)
+    ("update", run, hot)  ("step", run, n, req)  ("call", run, fn, req)  ("close", run)
+    ("job", req, fn, args)  ("cancel", req)  ("exit",)
+
+What goes back:
+
+    ("run", run, info, snapshot)   a run's state (info: state, message, seq, step, steps/s, ...) and,
+                                   when one was taken, its newest snapshot
+    ("reply", req, ok, value)      the answer to a request: its result, or the exception it raised
+    ("progress", req, value)       a value a generator job yielded
+
+Runs that train share the process round robin, one chunk of about `tick_s` seconds each, so more
+runs than workers all progress. Between two chunks the worker reads every message that waits, so
+a pause, a slider change or a manual step reaches the trainer at its next step.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import queue
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger("explorer.worker")
+SPEED_WINDOW_S = 3.0       # steps/s is measured over about this many seconds of wall time
+
+
+class Run:
+    """One run in this worker: the trainer, its snapshot functions, its state and its clock."""
+
+    def __init__(self, run_id: int, trainer: Any, snapshot_fn: Callable, still_fn: Callable, options: dict):
+        self.id, self.trainer = run_id, trainer
+        self.snapshot_fn, self.still_fn = snapshot_fn, still_fn
+        self.max_seconds = float(options.get("max_seconds", 600.0))
+        self.tick_s = float(options.get("tick_s", 0.1))
+        self.steps_per_tick = options.get("steps_per_tick")        # None: adapt to about tick_s
+        self.snapshot_every_s = float(options.get("snapshot_every_s", 0.3))
+        self.snapshot_share = float(options.get("snapshot_share", 0.1))
+        self.chunk = int(self.steps_per_tick or 1)
+        self.state, self.message, self.final, self.seq = "idle", "", False, 0
+        self.run_seconds = 0.0
+        self.last_snapshot_t, self.snapshot_cost = 0.0, 0.0
+        self.still_step: int | None = None    # step of the newest still snapshot (None: none yet)
+        self.speed: deque[tuple[float, int]] = deque()   # (wall time, step) while training
+
+    @property
+    def step_count(self) -> int:
+        return int(getattr(self.trainer, "step_count", 0))
+
+    def steps_per_s(self) -> float:
+        if self.state != "running" or len(self.speed) < 2:
+            return 0.0
+        (t0, s0), (t1, s1) = self.speed[0], self.speed[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def info(self, still: bool = False) -> dict:
+        return {"state": self.state, "message": self.message, "final": self.final, "seq": self.seq,
+                "step": self.step_count, "run_seconds": self.run_seconds,
+                "steps_per_s": self.steps_per_s(), "still": still}
+
+
+class Worker:
+    """The loop of one worker process (see the module docstring for the messages)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.runs: dict[int, Run] = {}
+        self.jobs: dict[int, Iterator] = {}     # generator jobs, advanced one item per turn
+        self.turns: deque = deque()             # round robin over ("run", id) and ("job", req)
+        # Messages leave through a thread of their own: a snapshot (~100 KB and more) fills the socket
+        # buffer whenever the server is busy drawing, and training must not wait for it to drain.
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_all, name="explorer-worker-sender", daemon=True)
+        self.sender.start()
+
+    # ------------------------------------------------------------------ sending
+    def send(self, message: tuple) -> None:
+        """Queue a message for the server, pickled now (so later changes to it cannot leak in)."""
+        try:
+            data = ForkingPickler.dumps(message)
+        except (pickle.PicklingError, TypeError, AttributeError) as err:
+            if message[0] != "reply":
+                raise
+            data = ForkingPickler.dumps(("reply", message[1], False,
+                                         RuntimeError(f"The result could not be sent back: {err}")))
+        self.outbox.put(bytes(data))
+
+    def _send_all(self) -> None:
+        while True:
+            data = self.outbox.get()
+            if data is None:
+                return
+            try:
+                self.conn.send_bytes(data)
+            except OSError:   # the server is gone; the loop notices on its next read
+                return
+
+    def close(self) -> None:
+        """Send what is queued, then stop the sender."""
+        self.outbox.put(None)
+        self.sender.join(5)
+
+    def reply(self, req: int | None, ok: bool, value: Any = None) -> None:
+        if req is not None:
+            self.send(("reply", req, ok, value if ok else portable(value)))
+
+    def report(self, run: Run, snapshot: Any = None, still: bool = False) -> None:
+        self.send(("run", run.id, run.info(still), snapshot))
+
+    # ------------------------------------------------------------------ the loop
+    def serve(self) -> None:
+        while True:
+            busy = bool(self.jobs) or any(r.state == "running" for r in self.runs.values())
+            try:
+                if self.conn.poll(0 if busy else 0.5):
+                    message = self.conn.recv()
+                    if message[0] == "exit":
+                        return
+                    self.handle(message)
+                    continue          # read everything that waits before the next chunk
+            except (EOFError, OSError):   # the server is gone: so are we
+                return
+            if busy:
+                self.take_turn()
+
+    def take_turn(self) -> None:
+        for _ in range(len(self.turns)):
+            kind, key = self.turns[0]
+            self.turns.rotate(-1)
+            if kind == "run" and key in self.runs and self.runs[key].state == "running":
+                return self.train_chunk(self.runs[key])
+            if kind == "job" and key in self.jobs:
+                return self.advance_job(key)
+
+    def handle(self, message: tuple) -> None:
+        verb, key = message[0], message[1]
+        if verb == "job":
+            return self.start_job(key, *message[2:])
+        if verb == "cancel":
+            self.jobs.pop(key, None)
+            return
+        if verb == "open":
+            return self.open(key, *message[2:])
+        run = self.runs.get(key)
+        if verb == "close":
+            self.runs.pop(key, None)
+            return
+        if run is None:   # closed meanwhile (a reset): answer requests so nobody waits
+            req = message[-1] if verb in ("pause", "stop", "step", "call") else None
+            self.reply(req, False, RuntimeError("This run has been closed."))
+            return
+        getattr(self, "do_" + verb)(run, *message[2:])
+
+    # ------------------------------------------------------------------ run verbs
+    def open(self, run_id: int, factory: Callable, snapshot_fn: Callable, still_fn: Callable | None,
+             options: dict, hot: dict, req: int) -> None:
+        try:
+            trainer = factory()
+            run = Run(run_id, trainer, snapshot_fn, still_fn or snapshot_fn, options)
+            self.apply(run, hot)
+            snapshot = run.snapshot_fn(trainer)
+        except Exception as err:   # bad settings: the page says why
+            return self.reply(req, False, err)
+        self.runs[run_id] = run
+        self.turns.append(("run", run_id))
+        self.report(run, snapshot, still=run.still_fn is run.snapshot_fn)
+        self.reply(req, True)
+
+    def do_start(self, run: Run, seq: int) -> None:
+        run.seq = seq
+        if run.state in ("error",) or run.final:
+            run.message = run.message or "This run has ended."
+        else:
+            run.state, run.message = "running", ""
+            run.speed.clear()
+        self.report(run)
+
+    def do_pause(self, run: Run, seq: int, message: str, req: int) -> None:
+        run.seq = seq
+        if run.state == "running":
+            run.state, run.message = "paused", message
+        self.settle(run)
+        self.reply(req, True)
+
+    def do_stop(self, run: Run, seq: int, message: str, req: int) -> None:
+        run.seq = seq
+        if run.state != "error":
+            run.state, run.message = "stopped", message
+        run.final = True
+        self.settle(run)
+        self.reply(req, True)
+
+    def do_update(self, run: Run, hot: dict) -> None:
+        self.apply(run, hot)
+        self.report(run)
+
+    def do_step(self, run: Run, n: int, req: int) -> None:
+        if run.state == "error" or run.final:
+            return self.reply(req, True)
+        try:
+            run.trainer.step(n)
+            snapshot = run.still_fn(run.trainer)
+        except Exception as err:   # a step that diverges: the run ends with its last good snapshot
+            self.fail(run, err)
+            return self.reply(req, True)
+        run.still_step = run.step_count
+        self.report(run, snapshot, still=True)
+        self.reply(req, True)
+
+    def do_call(self, run: Run, fn: Callable, req: int) -> None:
+        try:
+            value = fn(run.trainer)
+        except Exception as err:
+            return self.reply(req, False, err)
+        self.reply(req, True, value)
+
+    def apply(self, run: Run, hot: dict) -> None:
+        if hot:
+            try:
+                run.trainer.update(**hot)
+            except ValueError as err:   # a bad value: say so, keep training with the old one
+                run.message = f"Could not change {', '.join(hot)}: {err}"
+
+    # ------------------------------------------------------------------ training
+    def train_chunk(self, run: Run) -> None:
+        n, t0 = run.chunk, time.monotonic()
+        if not run.speed:
+            run.speed.append((t0, run.step_count))
+        snapshot = None
+        try:
+            run.trainer.step(n)
+            dt = time.monotonic() - t0
+            now = time.monotonic()
+            if now - run.last_snapshot_t >= max(run.snapshot_every_s, run.snapshot_cost / run.snapshot_share):
+                snapshot = run.snapshot_fn(run.trainer)
+                run.last_snapshot_t = time.monotonic()
+                run.snapshot_cost = run.last_snapshot_t - now
+        except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
+            return self.fail(run, err)
+        run.run_seconds += time.monotonic() - t0
+        run.speed.append((time.monotonic(), run.step_count))
+        while len(run.speed) > 2 and run.speed[-1][0] - run.speed[1][0] >= SPEED_WINDOW_S:
+            run.speed.popleft()
+        if run.steps_per_tick is None and dt > 0:   # chunks of about tick_s; at most 2x change at once
+            run.chunk = int(max(1, min(2 * n, max(n // 2, n * run.tick_s / dt), 10_000)))
+        if run.run_seconds >= run.max_seconds:
+            run.state, run.final = "stopped", True
+            run.message = (f"Stopped after {minutes(run.max_seconds)} of training, the limit per run. "
+                           "Download the checkpoint to keep it, or press Reset.")
+            return self.settle(run)
+        if snapshot is not None:
+            self.report(run, snapshot)
+
+    def settle(self, run: Run) -> None:
+        """After a pause or a stop, show the weights as they are now (not a snapshot ago)."""
+        snapshot = None
+        if run.state != "error" and run.still_step != run.step_count:
+            try:
+                snapshot = run.still_fn(run.trainer)
+                run.still_step = run.step_count
+            except Exception as err:   # drawing failed: keep the older snapshot, say why
+                run.message = (run.message + f" (could not draw the last state: {err})").strip()
+        self.report(run, snapshot, still=snapshot is not None)
+
+    def fail(self, run: Run, err: BaseException) -> None:
+        log.warning("training run failed", exc_info=err)   # the last good snapshot stays on the page
+        run.state, run.message = "error", failure_message(err)
+        free_gpu_memory()
+        self.report(run)
+
+    # ------------------------------------------------------------------ jobs
+    def start_job(self, req: int, fn: Callable, args: tuple) -> None:
+        try:
+            value = fn(*args)
+        except Exception as err:
+            return self.reply(req, False, err)
+        if hasattr(value, "__next__") and hasattr(value, "send"):   # a generator: one item per turn
+            self.jobs[req] = value
+            self.turns.append(("job", req))
+        else:
+            self.reply(req, True, value)
+
+    def advance_job(self, req: int) -> None:
+        try:
+            value = next(self.jobs[req])
+        except StopIteration as done:
+            del self.jobs[req]
+            return self.reply(req, True, done.value)
+        except Exception as err:
+            del self.jobs[req]
+            return self.reply(req, False, err)
+        self.send(("progress", req, value))
+
+
+# ----------------------------------------------------------------------------- helpers
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+
+
+def portable(err: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(str(err) or type(err).__name__)
+
+
+def failure_message(err: BaseException) -> str:
+    from explorer.limits import out_of_memory_message
+    return out_of_memory_message(err) or str(err) or type(err).__name__
+
+
+def free_gpu_memory() -> None:
+    from explorer.limits import free_gpu_memory as free
+    free()
+
+
+def settle_process(threads: int, nice: int) -> None:
+    """Process-wide settings of a worker, made once here: priority, torch threads, allocator."""
+    if nice:
+        lower_priority(nice)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    from explorer.fast_mlp import keep_freed_memory
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+
+
+def lower_priority(nice: int) -> None:
+    """Run `nice` steps below the server, against every other process too.
+
+    os.nice alone is not enough where the kernel groups processes by session (autogroup, the default
+    on most Linux desktops and servers): the CPU is first shared between sessions, and nice counts
+    only inside one. The pool starts each worker in a session of its own; its group's nice is set
+    here as well. Raising nice needs no privilege; where it is refused, the worker runs as it is."""
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:   # no autogroup (other kernels, macOS), or not allowed
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m explorer.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--fd", type=int, required=True, help="file descriptor of the socket to the server")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--nice", type=int, default=10, help="added to the OS priority (lower priority)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="explorer worker %(process)d: %(message)s")
+    conn = Connection(socket.socket(fileno=args.fd).detach())
+    worker = None
+    try:
+        settle_process(max(1, args.threads), args.nice)
+        worker = Worker(conn)
+        worker.serve()
+    except KeyboardInterrupt:   # Ctrl-C in the server's terminal reaches us too: leave quietly
+        pass
+    finally:
+        if worker is not None:
+            worker.close()
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

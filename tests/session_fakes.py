@@ -1,0 +1,151 @@
+"""A trainer-like object for the session and pool tests; importable by name in a worker process.
+
+Everything a test hands to a Session must pickle, so the fakes are module-level classes and
+functions (the worker imports this module from the test's sys.path).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+@dataclass
+class FakeConfig:
+    lam: float = 10.0
+    lr_g: float = 1e-4
+    lr_c: float = 1e-4
+    n_critic: int = 5
+    clip: float = 0.01
+
+
+@dataclass
+class FakeSnapshot:
+    step: int
+    lam: float
+    pid: int = 0
+
+
+class FakeTrainer:
+    """Counts steps, records the lam each step saw, can diverge at a chosen step."""
+
+    def __init__(self, step_s: float = 0.001, diverge_at: int | None = None):
+        self.cfg = FakeConfig()
+        self.step_count = 0
+        self.step_s = step_s
+        self.diverge_at = diverge_at
+        self.seen: list[tuple[int, float]] = []   # (step, lam) as each step saw it
+        self.built_at = time.monotonic()
+
+    def step(self, n: int = 1) -> dict:
+        for _ in range(n):
+            if self.diverge_at is not None and self.step_count >= self.diverge_at:
+                raise Diverged(f"Training diverged at step {self.step_count}: the critic loss is nan.")
+            time.sleep(self.step_s)
+            self.step_count += 1
+            self.seen.append((self.step_count, self.cfg.lam))
+        return {"step": self.step_count}
+
+    def update(self, **hot) -> None:
+        for key, value in hot.items():
+            if not hasattr(self.cfg, key):
+                raise ValueError(f"unknown field {key}")
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0")
+            setattr(self.cfg, key, value)
+
+
+def snap(trainer: FakeTrainer) -> FakeSnapshot:
+    return FakeSnapshot(trainer.step_count, trainer.cfg.lam, os.getpid())
+
+
+def still_snap(trainer: FakeTrainer) -> FakeSnapshot:
+    """A snapshot marked as taken at rest (lam -1)."""
+    return FakeSnapshot(trainer.step_count, -1.0, os.getpid())
+
+
+def slow_snap(trainer: FakeTrainer) -> FakeSnapshot:
+    """A snapshot that takes 50 ms (and says when it was taken, in .lam)."""
+    time.sleep(0.05)
+    return FakeSnapshot(trainer.step_count, time.monotonic(), os.getpid())
+
+
+def bad_factory() -> FakeTrainer:
+    raise ValueError("The CSV has no rows.")
+
+
+def seen(trainer: FakeTrainer) -> list[tuple[int, float]]:
+    return list(trainer.seen)
+
+
+def steps_and_pid(trainer: FakeTrainer) -> tuple[int, int]:
+    return trainer.step_count, os.getpid()
+
+
+def built_at(trainer: FakeTrainer) -> float:
+    return trainer.built_at
+
+
+def crash_worker(trainer: FakeTrainer) -> None:
+    """Ends the worker process at once, as a crash would (no cleanup, no reply)."""
+    os._exit(3)
+
+
+def count_to(n: int, pause_s: float = 0.01):
+    """A generator job: yields 1..n, returns n * 10."""
+    for i in range(1, n + 1):
+        time.sleep(pause_s)
+        yield i
+    return n * 10
+
+
+def fail_with(text: str) -> None:
+    raise ValueError(text)
+
+
+def worker_nice() -> int:
+    return os.nice(0)
+
+
+def worker_pid() -> int:
+    return os.getpid()
+
+
+class OomTrainer:
+    """Counts steps; raises an error of `kind` once `fail_at` steps are done.
+
+    kind: "cuda" (torch's GPU out-of-memory error), "memory" (MemoryError) or "diverged"."""
+
+    def __init__(self, kind: str, fail_at: int):
+        self.kind, self.fail_at, self.step_count = kind, fail_at, 0
+
+    def error(self) -> BaseException:
+        if self.kind == "cuda":
+            import torch
+            return torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if self.kind == "memory":
+            return MemoryError()
+        return RuntimeError(f"Training diverged at step {self.fail_at}.")
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            if self.step_count >= self.fail_at:
+                raise self.error()
+            time.sleep(0.001)
+            self.step_count += 1
+
+    def update(self, **hot) -> None:
+        pass
+
+
+@dataclass
+class Snap:
+    step: int
+
+
+def step_snap(trainer) -> Snap:
+    return Snap(trainer.step_count)
