@@ -1,7 +1,11 @@
 """Router of the explorer: `streamlit run streamlit_app.py` opens every page from here."""
-import streamlit as st
+from explorer.process import configure
 
-from explorer.pool import get_pool
+configure()   # process-wide settings first, before any page imports matplotlib or POT
+
+import streamlit as st  # noqa: E402
+
+from explorer.pool import get_pool  # noqa: E402
 
 st.set_page_config(page_title="Distance & GAN explorer", page_icon=":material/straighten:", layout="wide")
 

@@ -24,7 +24,6 @@ import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -179,8 +178,9 @@ def main() -> int:
     args = ap.parse_args()
     pages = [p for p in args.pages.split(",") if p]
 
-    import conftest as e2e  # the same server start/stop and chromium flags as the browser tests
     from playwright.sync_api import sync_playwright
+
+    import conftest as e2e  # the same server start/stop and chromium flags as the browser tests
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; window {args.window:g} s after {args.warmup:g} s warm-up")
     headless: dict[str, float] = {}

@@ -55,7 +55,7 @@ def main() -> None:
         kind = str if default is None else type(default)
         overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     uploads = load_array(args.images) if args.images else None
-    cfg = ImageConfig(**{"dataset": "upload" if uploads is not None else args.dataset, **overrides})
+    cfg = ImageConfig.for_loss(**{"dataset": "upload" if uploads is not None else args.dataset, **overrides})
     trainer = make_image_trainer(cfg, uploads=uploads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

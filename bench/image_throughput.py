@@ -121,7 +121,7 @@ def time_rounds(run, steps: int, device: torch.device) -> float:
 
 
 def bench(loss: str, args: argparse.Namespace) -> dict:
-    cfg = ImageConfig(loss=loss, image_size=args.size, batch_size=args.batch, g_features=args.features,
+    cfg = ImageConfig.for_loss(loss=loss, image_size=args.size, batch_size=args.batch, g_features=args.features,
                       c_features=args.features, device=args.device, amp=args.amp,
                       channels_last=args.channels_last, seed=0)
     ours = make_image_trainer(cfg)

@@ -14,7 +14,7 @@ def page_default_trainer(page: str):
     """The trainer each page builds from its defaults (what pressing Start trains)."""
     from explorer import compare as C
     from explorer.image_training import ImageConfig, make_image_trainer
-    from explorer.training import ToyConfig, make_toy_trainer
+    from explorer.toy_training import ToyConfig, make_toy_trainer
     if page == "gan_2d":
         return make_toy_trainer(ToyConfig())
     if page == "compare":

@@ -36,10 +36,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from explorer import session as session_mod  # noqa: E402
-from explorer.metrics import toy_snapshot  # noqa: E402
 from explorer.pool import get_pool, shutdown_pool  # noqa: E402
 from explorer.session import Session  # noqa: E402
-from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
+from explorer.toy_training import (  # noqa: E402
+    ToyConfig,
+    make_toy_trainer,
+    toy_snapshot,  # noqa: E402
+)
 
 
 def rss_mb(pid: int | str = "self") -> tuple[float, float]:
@@ -121,8 +124,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="explorer-soak-"))
     try:
         if not args.no_server:
-            import conftest as e2e  # the same server start/stop as the browser tests
             from playwright.sync_api import sync_playwright
+
+            import conftest as e2e  # the same server start/stop as the browser tests
 
             proc, url, log_path = e2e.start_server(tmp)
             e2e.wait_healthy(url, proc, 90)

@@ -18,7 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from explorer.metrics import mode_stats, w1_exact  # noqa: E402
-from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
+from explorer.process import configure  # noqa: E402
+from explorer.toy_training import ToyConfig, make_toy_trainer  # noqa: E402
 
 LECTURE = dict(lam=0.1, width=512, lr_g=1e-4, lr_c=1e-4, n_critic=5)  # the notes' wgan_for_point_distros.py
 
@@ -49,6 +50,7 @@ def converge(cfg: ToyConfig, budget_s: float, check_every: int, n_eval: int) -> 
 
 
 def main() -> None:
+    configure(threads=1)   # as a worker trains: one torch thread (explorer/process.py)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per run before giving up")
@@ -67,7 +69,7 @@ def main() -> None:
     for label, override in runs:
         cfg0 = ToyConfig(**override)
         print(f"\n{label}: width {cfg0.width}, depth {cfg0.depth}, lam {cfg0.lam}, lr {cfg0.lr_g}, "
-              f"n_critic {cfg0.n_critic}, batch {cfg0.batch_size}, {cfg0.optimizer}, cpu threads {cfg0.cpu_threads}")
+              f"n_critic {cfg0.n_critic}, batch {cfg0.batch_size}, {cfg0.optimizer}, torch threads {torch.get_num_threads()}")
         for seed in args.seeds:
             r = converge(ToyConfig(seed=seed, **override), args.budget, args.check_every, args.n_eval)
             status = "reached" if r["done"] else f"NOT reached within {args.budget:g} s"

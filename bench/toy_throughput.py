@@ -5,12 +5,16 @@ same networks, CPU, measured side by side in one run (alternating rounds, median
 The reference loop: NumPy data drawn point by point in a Python loop, separate forward/backward for
 E f(real), E f(fake) and the penalty, fakes through an autograd-tracked generator, .item() every step.
 
-Where the app's loop saves work: on CPU the Trainer takes explorer/fast_mlp.py's hand-derived gradients
-(no double backward: the products autograd spends pushing zeros through ReLU'' = 0 are skipped; one
-generator forward for all critic iterations; fp32 products in oneDNN, about 2x MKL's speed on this AMD
-CPU; fused Adam; glibc keeps freed memory mapped), and losses stay on the device (checked every 25
-steps). "autograd" is the same Trainer with that fast path switched off (real and fake share one critic
-forward, fakes made under no_grad, the critic's weight gradients skipped in the generator step).
+Where the app's loop saves work: on CPU the Trainer's closed-form engine takes explorer/fast_mlp.py's
+hand-derived gradients (no double backward: the products autograd spends pushing zeros through
+ReLU'' = 0 are skipped; one generator forward for all critic iterations; Adam's fused kernel; glibc
+keeps freed memory mapped), and losses stay on the device (checked every 25 steps). "autograd" is the
+same Trainer with engine="autograd" (real and fake share one critic forward, fakes made under no_grad, the critic's
+weight gradients skipped in the generator step).
+
+The ablation row (on by default, at the first thread count; --no-ablation skips it) switches off the
+closed-form engine's one private torch entry point, aten's threshold_backward for the ReLU masks
+(fast_mlp.FUSED_RELU_MASK), to show what it buys on this CPU.
 
     python bench/toy_throughput.py                   # widths 128 and 512, threads 1 and 2
     python bench/toy_throughput.py --widths 128 --threads 1 --rounds 5
@@ -28,10 +32,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from explorer import fast_mlp  # noqa: E402
 from explorer.models import MLPCritic, MLPGenerator  # noqa: E402
-from explorer.training import ToyConfig, make_toy_trainer  # noqa: E402
+from explorer.process import keep_freed_memory  # noqa: E402
+from explorer.toy_training import ToyConfig, make_toy_trainer  # noqa: E402
 
 B, LAM, N_CRITIC, LR = 256, 0.1, 5, 1e-4
+ABLATIONS = {"FUSED_RELU_MASK": "aten.threshold_backward"}   # fast_mlp's switches for its private entry points
 
 
 class LectureLoop:
@@ -97,18 +104,26 @@ class LectureLoop:
 
 
 class AppLoop:
-    """The app's Trainer with the same maths and settings (fast=False: its autograd path)."""
+    """The app's Trainer with the same maths and settings, on one engine; `off` names a fast_mlp
+    switch to turn off while this loop trains (an ablation row)."""
 
-    def __init__(self, width: int, seed: int = 0, fast: bool = True):
+    def __init__(self, width: int, seed: int = 0, engine: str = "closed_form", off: str | None = None):
         cfg = ToyConfig(loss="wgan-gp", lam=LAM, n_critic=N_CRITIC, batch_size=B, lr_g=LR, lr_c=LR,
-                        width=width, depth=3, seed=seed, cpu_threads=0)  # threads are set by this script
+                        width=width, depth=3, seed=seed, engine=engine)
         self.trainer = make_toy_trainer(cfg)
-        assert self.trainer.fast is not None, "the fast path did not apply"
-        if not fast:
-            self.trainer.fast = None  # the Trainer's autograd path
+        assert self.trainer.engine == engine, f"the {engine} engine did not apply"
+        self.off = off
 
-    def step(self) -> None:
-        self.trainer.step(1)
+    def train(self, steps: int) -> None:
+        if self.off is None:
+            self.trainer.step(steps)
+            return
+        before = getattr(fast_mlp, self.off)
+        setattr(fast_mlp, self.off, False)
+        try:
+            self.trainer.step(steps)
+        finally:
+            setattr(fast_mlp, self.off, before)
 
 
 def rate(loop, steps: int) -> tuple[float, float]:
@@ -116,7 +131,7 @@ def rate(loop, steps: int) -> tuple[float, float]:
     figure is the steadier one; with more than one thread it counts every thread's time."""
     t0, c0 = time.perf_counter(), time.process_time()
     if isinstance(loop, AppLoop):
-        loop.trainer.step(steps)  # how the app drives it: many steps per call
+        loop.train(steps)  # how the app drives it: many steps per call
     else:
         for _ in range(steps):
             loop.step()
@@ -129,14 +144,20 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0, help="target seconds per measurement")
+    p.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the ablation rows")
     args = p.parse_args()
+    keep_freed_memory()   # what a worker process does at its start (explorer/process.py)
     print(f"torch {torch.__version__}, cores {os.cpu_count()}, load avg {os.getloadavg()}")
     print(f"WGAN-GP, batch {B}, n_critic {N_CRITIC}, depth 3, lambda {LAM}; generator steps/s, median of "
           f"{args.rounds} alternating rounds")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for width in args.widths:
-            loops = {"lecture": LectureLoop(width), "autograd": AppLoop(width, fast=False), "app": AppLoop(width)}
+            loops = {"lecture": LectureLoop(width), "autograd": AppLoop(width, engine="autograd"), "app": AppLoop(width)}
+            ablate = args.ablation and threads == args.threads[0]
+            if ablate:
+                for switch in ABLATIONS:
+                    loops[switch] = AppLoop(width, off=switch)
             steps = {k: max(2, int(args.seconds * rate(v, 2)[0])) for k, v in loops.items()}  # warm-up, sizing
             rates: dict[str, list[tuple[float, float]]] = {k: [] for k in loops}
             for _ in range(args.rounds):
@@ -148,6 +169,10 @@ def main() -> None:
             print(f"threads {threads} width {width:4d}: wall: lecture {ref:7.1f}  autograd {auto:7.1f} "
                   f"({auto / ref:4.2f}x)  app {app:7.1f}  ratio {app / ref:5.2f}x | per CPU second: "
                   f"lecture {ref_cpu:7.1f}  app {app_cpu:7.1f}  ratio {app_cpu / ref_cpu:5.2f}x")
+            for switch in ABLATIONS if ablate else ():
+                without = statistics.median(r[0] for r in rates[switch])
+                print(f"    ablation: app without {ABLATIONS[switch]:<32} {without:7.1f} steps/s: "
+                      f"the entry point buys {app / without:5.2f}x")
     print(f"load avg at the end {os.getloadavg()}")
 
 

@@ -7,6 +7,8 @@ written as the strings "inf", "-inf" or "nan", so strict JSON readers accept it)
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import math
 import re
@@ -62,31 +64,93 @@ def _distances(args: argparse.Namespace) -> dict:
 
 
 # ----------------------------------------------------------------------------- toy / images
-def _toy(args: argparse.Namespace) -> dict:
-    from explorer.headless import train_toy
-    from explorer.training import ToyConfig
+# Flags come from the config dataclasses' fields, their trailing comments as help; these fields are
+# left out (set elsewhere, or not for a command line), and these choice lists go with these fields.
+NOT_FLAGS = {"history_cap", "spread", "n_metric", "channels_last"}
+CHOICES = {"loss": "LOSSES", "optimizer": "OPTIMIZERS", "device": "DEVICES", "engine": "ENGINES",
+           "g_norm": "NORMS", "c_norm": "NORMS", "amp": "PRECISIONS", "image_size": "IMAGE_SIZES"}
 
-    overrides = {
-        "loss": args.loss, "dataset": args.dataset, "lam": args.lam, "clip": args.clip,
-        "n_critic": args.n_critic, "seed": args.seed, "device": args.device,
-        "width": args.width, "depth": args.depth, "batch_size": args.batch_size,
-        "lr_g": args.lr, "lr_c": args.lr,
-    }
-    cfg = ToyConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+def field_help(cls: type) -> dict[str, str]:
+    """{field: its trailing comment} from the source of a dataclass and its bases."""
+    notes: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        for line in inspect.getsource(klass).splitlines():
+            m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+            if m:
+                notes[m.group(1)] = m.group(2).strip()
+    return notes
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, datasets: tuple) -> None:
+    """One --flag per field of `cls` (a ToyConfig or ImageConfig); default None: the config's own."""
+    from explorer import choices
+    notes = field_help(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in NOT_FLAGS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type).split("|")[0].strip()
+        options = getattr(choices, CHOICES[f.name]) if f.name in CHOICES else None
+        note = notes.get(f.name, "")
+        if f.name == "dataset":   # checked by the config, whose message lists them
+            note = f"one of {', '.join(datasets)}"
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": note}
+        if kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if options is not None:
+            kw["choices"] = list(options)
+        kw["type"] = {"int": _whole, "float": _number}.get(kind, str)
+        parser.add_argument(flag, **kw)
+
+
+def _config(cls: type, args: argparse.Namespace, base: Any) -> Any:
+    """The config from the flags given; `base` decides every field not given."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+             if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
+    return dataclasses.replace(base, **given)
+
+
+def _toy(args: argparse.Namespace) -> dict:
+    from explorer.process import configure
+    configure(threads=args.threads or 1)   # small MLPs gain little from more threads
+    from explorer.toy_training import ToyConfig, train_toy
+    if args.lr is not None:
+        args.lr_g = args.lr_g or args.lr
+        args.lr_c = args.lr_c or args.lr
+    cfg = _config(ToyConfig, args, ToyConfig())
     return train_toy(cfg, steps=args.steps, out_dir=args.out, points_csv=args.points,
                      progress=None if args.json else print)
 
 
 def _images(args: argparse.Namespace) -> dict:
+    from explorer.process import configure
+    configure(threads=args.threads)
     from explorer.image_training import ImageConfig, train_images
-
-    overrides = {
-        "loss": args.loss, "dataset": args.dataset, "lam": args.lam, "clip": args.clip,
-        "n_critic": args.n_critic, "seed": args.seed, "device": args.device,
-        "image_size": args.image_size, "batch_size": args.batch_size,
-    }
-    cfg = ImageConfig(**{k: v for k, v in overrides.items() if v is not None})
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ImageConfig)
+             if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
+    cfg = ImageConfig.for_loss(given.pop("loss", "gan"), **given)   # the loss's own defaults under the flags
     return train_images(cfg, steps=args.steps, out_dir=args.out)
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -109,7 +173,9 @@ def _nonneg_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(training: bool = True) -> argparse.ArgumentParser:
+    """The parser; training=False leaves out `toy` and `images`, whose flags need torch to build."""
+    from explorer import choices
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -117,42 +183,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("P", help="histogram P, comma-separated bin masses (normalized for you)")
     d.add_argument("Q", help="histogram Q, same number of bins")
     d.add_argument("--base", type=float, default=None, help="log base: e (default, nats) or 2 (bits)")
-    d.add_argument("--ground", choices=["abs", "sq", "saturated"], default="abs",
+    d.add_argument("--ground", choices=choices.GROUNDS, default="abs",
                    help="ground distance between bins: |x-y|, (x-y)^2 or 1-exp(-alpha|x-y|)")
     d.add_argument("--alpha", type=_nonneg_float, default=1.0, help="alpha of the saturated ground distance")
     d.add_argument("--positions", default=None, help="bin positions, comma-separated (default 0,1,2,...)")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(run=_distances)
 
-    for name, run, dataset in (("toy", _toy, "8gaussians"), ("images", _images, "shapes")):
-        t = sub.add_parser(name, help=f"train a {'2-D' if name == 'toy' else 'small image'} GAN headless")
-        t.add_argument("--loss", choices=["gan", "wgan", "wgan-gp"], default=None,
-                       help="default: wgan-gp for toy, gan for images (fast enough on a CPU)")
-        t.add_argument("--dataset", default=dataset)
+    if not training:
+        return parser
+    from explorer.image_training import ImageConfig
+    from explorer.toy_training import ToyConfig
+    for name, run, cls, datasets in (("toy", _toy, ToyConfig, choices.TOY_DATASETS),
+                                     ("images", _images, ImageConfig, choices.IMAGE_DATASETS)):
+        t = sub.add_parser(name, help=f"train a {'2-D' if name == 'toy' else 'small image'} GAN headless",
+                           description="Every setting not given keeps the run's default"
+                                       + ("." if name == "toy" else " for its loss (ImageConfig.for_loss)."))
         t.add_argument("--steps", type=_positive_int, default=1000, help="generator steps")
-        t.add_argument("--lam", type=_nonneg_float, default=None, help="gradient-penalty weight lambda")
-        t.add_argument("--clip", type=_nonneg_float, default=None, help="weight-clipping bound c (wgan)")
-        t.add_argument("--n-critic", dest="n_critic", type=_positive_int, default=None,
-                       help="critic iterations per generator step")
-        t.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=None)
-        t.add_argument("--seed", type=int, default=None)
-        t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
         t.add_argument("--out", default=None, help="folder for checkpoint, metrics, PNG and GIF")
         t.add_argument("--json", action="store_true", help="print one JSON object last")
+        t.add_argument("--threads", type=_positive_int, default=None,
+                       help="torch threads (default: 1 for toy, torch's own choice for images)")
         if name == "toy":
-            t.add_argument("--width", type=_positive_int, default=None, help="hidden units per layer")
-            t.add_argument("--depth", type=_positive_int, default=None, help="hidden layers")
             t.add_argument("--lr", type=_nonneg_float, default=None, help="learning rate of both nets")
             t.add_argument("--points", default=None, help="CSV file of x,y points (with --dataset points)")
-        else:
-            t.add_argument("--image-size", dest="image_size", type=int, choices=[28, 32, 64], default=None)
+        add_config_flags(t, cls, datasets)
         t.set_defaults(run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    from explorer.process import configure
+    configure()     # before POT or matplotlib are imported; `toy` and `images` add their threads
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(training=argv[:1] != ["distances"])   # distances: no torch to import
     if argv[:1] == ["distances"]:
         # "-1,2" is a histogram with a negative mass (reported as such), not an unknown option.
         argv = [" " + a if re.match(r"-[\d.]", a) else a for a in argv]

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import torch
 
-from explorer.losses import critic_terms, clip_weights, input_grad_norms, interpolates, make_optimizer
-from explorer.metrics import ToySnapshot, critic_field, critic_push, toy_snapshot, w1_exact
+from explorer.critic_field import critic_field, critic_push
+from explorer.losses import clip_weights, critic_terms, input_grad_norms, interpolates, make_optimizer
+from explorer.metrics import w1_exact
 from explorer.models import MLPCritic, init_linear
 from explorer.toy_data import make_source
-from explorer.training import Diverged, ToyConfig, check_hot, resolve_device
+from explorer.toy_training import ToyConfig, ToySnapshot, make_toy_trainer, toy_snapshot
+from explorer.training import Diverged, check_hot, resolve_device
 
 VARIED = ("loss", "lam", "clip", "n_critic", "lr_g", "lr_c", "optimizer")   # what a run may change
 PRESETS: dict[str, list[tuple[str, dict]]] = {
@@ -41,7 +41,6 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
     "GAN vs WGAN-GP": [("GAN (BCE, non-saturating)", {"loss": "gan", "n_critic": 1}),
                        ("WGAN-GP (λ = 10)", {"loss": "wgan-gp"})],
 }
-SCALES = ("standardized, shared", "per panel", "raw, shared")
 
 
 @dataclass
@@ -165,7 +164,6 @@ def run_labels(cfg: CompareConfig) -> list[str]:
 
 def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
     """One make_toy_trainer per run (same base config, the run's overrides), in lock-step."""
-    from explorer.training import make_toy_trainer
     cfg.validate()
     trainers = [make_toy_trainer(replace(cfg.base, **over), points) for over in cfg.runs]
     snap = partial(toy_snapshot, n=cfg.n, grid=cfg.grid)
@@ -273,84 +271,3 @@ def make_critic_only(cfg: CriticOnlyConfig) -> Lockstep:
     trainers = [CriticOnlyTrainer(replace(cfg), d, m) for m, d in pairs]
     return Lockstep(trainers, [f"{d} · {names[m]}" for m, d in pairs],
                     lambda t: critic_only_snapshot(t, cfg.n, cfg.grid))
-
-
-def scaled_panels(panels: list[ToySnapshot], mode: str = SCALES[0]) -> list[tuple[ToySnapshot, float | None, float | None]]:
-    """(panel, vmin, vmax) per panel for one colour-scale policy (see SCALES).
-
-    standardized, shared: each field becomes (f - mean f) / std f over the lattice, one range for all
-    (a critic is only defined up to a constant, and clipping shrinks its scale: shapes compare, sizes not).
-    per panel: each its own range. raw, shared: the values as they are, one range for all.
-    """
-    if mode not in SCALES:
-        raise ValueError(f"Unknown colour scale {mode!r}; choose one of {', '.join(SCALES)}.")
-    if mode == "per panel":
-        return [(p, None, None) for p in panels]
-    if mode == "standardized, shared":
-        panels = [replace(p, field=(p.field - np.nanmean(p.field)) / (np.nanstd(p.field) or 1.0)) for p in panels]
-    finite = [p.field[np.isfinite(p.field)] for p in panels]
-    finite = [f for f in finite if f.size]
-    lo = min((float(f.min()) for f in finite), default=0.0)
-    hi = max((float(f.max()) for f in finite), default=1.0)
-    return [(p, lo, hi) for p in panels]
-
-
-def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
-    """Exact W1 over steps, one line per run; dashed: its noise floor (said in the title, not a legend)."""
-    rows = []
-    for rec in metrics_log:
-        for i, label in enumerate(labels):
-            for key, kind in (("w1_exact", "exact W1"), ("w1_floor", "noise floor")):
-                values = rec.get(key) or []
-                if i < len(values) and values[i] is not None and math.isfinite(values[i]):
-                    rows.append({"step": rec["step"], "W1": values[i], "run": label, "kind": kind})
-    df = pd.DataFrame(rows, columns=["step", "W1", "run", "kind"])
-    return alt.Chart(df).mark_line(point=len(df) < 60).encode(
-        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d")), y=alt.Y("W1:Q", title="exact W1"),
-        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(
-            orient="bottom", columns=1, labelLimit=400, symbolType="stroke", symbolStrokeWidth=2)),
-        strokeDash=alt.StrokeDash("kind:N", legend=None, sort=["exact W1", "noise floor"]),
-        tooltip=["run:N", "kind:N", "step:Q", alt.Tooltip("W1:Q", format=".4f")]).properties(
-        height=240, autosize="fit-x", title="Exact W1, generated vs real (dashed: real vs real floor)")
-
-
-def panel_rgb(panel: ToySnapshot, vmin, vmax, title: str, size: float = 3.2) -> np.ndarray:
-    from explorer.plots import field_frame, figure_rgb
-    return figure_rgb(field_frame(panel, vmin=vmin, vmax=vmax, title=title, legend=False, size=size, dpi=80))
-
-
-def strip_images(strip: list[CompareSnapshot], mode: str = SCALES[0], size: float = 3.2) -> list[np.ndarray]:
-    """One RGB row image per strip frame: the runs side by side at that step (one GIF frame each).
-
-    With a shared scale every frame of the strip uses one range, so colours compare across steps too.
-    """
-    if not strip:
-        raise ValueError("The strip is empty: train a few steps first.")
-    flat = scaled_panels([p for s in strip for p in s.panels], mode)
-    k = len(strip[0].panels)
-    rows = []
-    for j, s in enumerate(strip):
-        cells = [panel_rgb(p, lo, hi, f"{s.labels[i]} · step {s.step}", size)
-                 for i, (p, lo, hi) in enumerate(flat[j * k:(j + 1) * k])]
-        rows.append(np.concatenate(cells, axis=1))
-    return rows
-
-
-def strip_sheet_png(strip: list[CompareSnapshot], mode: str = SCALES[0]) -> bytes:
-    """The strip as one PNG sheet: a row per run, a column per step."""
-    import io
-    from PIL import Image
-    rows = strip_images(strip, mode)
-    k = len(strip[0].panels)
-    w = rows[0].shape[1] // k
-    # transpose the layout: runs down, steps across
-    sheet = np.concatenate([np.concatenate([r[:, i * w:(i + 1) * w] for r in rows], axis=1) for i in range(k)], axis=0)
-    buf = io.BytesIO()
-    Image.fromarray(sheet).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def strip_gif(strip: list[CompareSnapshot], mode: str = SCALES[0], fps: float = 2.0) -> bytes:
-    """The strip as an animated GIF: the runs side by side, one frame per strip step."""
-    from explorer.plots import frames_to_gif
-    return frames_to_gif(strip_images(strip, mode), fps)

@@ -17,8 +17,9 @@ import numpy as np
 import ot
 import ot.partial
 
+from explorer.choices import GROUNDS
+
 ArrayLike = Sequence[float] | np.ndarray
-GROUNDS = ("abs", "sq", "saturated")
 
 # The network simplex stops after this many pivots; POT's default (1e5) is too few for 1000 bins.
 _MAX_ITER = 50_000_000

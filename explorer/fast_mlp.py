@@ -13,71 +13,42 @@ through the same chain: with u = dP/d(grad_x f), e_1 = (u W_1^T) * mask_1, e_l =
     dW_1 += c_1^T u,    dW_l += c_l^T e_{l-1},    dW_L += sum_rows e_{L-1}     (biases: no penalty term).
 
 That is the same maths as autograd's double backward, minus the products autograd spends pushing
-zeros back through the forward pass (ReLU'' = 0), minus its bookkeeping; and the matrix products go to
-oneDNN, which runs fp32 at about twice MKL's speed on the AMD CPUs this project is measured on
-(bench/toy_throughput.py). tests/test_fast_mlp.py checks every gradient against autograd.
+zeros back through the forward pass (ReLU'' = 0), minus its bookkeeping. tests/test_fast_mlp.py checks
+every gradient against autograd.
 
-The Trainer uses this path on CPU whenever both networks are MLPGenerator / MLPCritic; it keeps
-the torch optimizers (it only fills p.grad), so checkpoints, hot updates and clipping are unchanged.
+The Trainer uses this step when TrainConfig.engine is "closed_form" or "auto" and the run is one it
+can do (FastStep.refusal says why not otherwise). The losses and their derivatives with respect to
+the critic's scores come from explorer/losses.py, as the autograd step's do; the torch optimizers
+are kept (this only fills p.grad), so checkpoints, hot updates and clipping are unchanged.
+
+One torch entry point outside the public API is used, aten's threshold_backward for the ReLU masks,
+for what bench/toy_throughput.py's ablation row shows it buys (FUSED_RELU_MASK switches it off).
+Two others were dropped when their rows showed nothing on this project's CPU: oneDNN's private
+linear (0.93x at width 128, 1.08x at 512) and calling Adam's fused kernel directly (0.98-0.99x).
 """
 from __future__ import annotations
 
-import ctypes
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from explorer.losses import clip_weights
+from explorer.choices import LOSSES
+from explorer.losses import (clip_weights, critic_objective, critic_objective_grad, generator_objective,
+                             generator_objective_grad)
 
-_relu_grad = torch.ops.aten.threshold_backward  # (g, a, 0) -> g where a > 0, else 0: one pass, no mask
-
-
-def _probe_onednn() -> bool:
-    try:
-        x, w = torch.randn(4, 3), torch.randn(5, 3)
-        return bool(torch.allclose(torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""), x @ w.T,
-                                   atol=1e-5))
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
+FUSED_RELU_MASK = True     # aten.threshold_backward: g where a > 0, in one pass and without a mask tensor
 
 
-ONEDNN = _probe_onednn()
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory mapped (Linux only; process-wide; True if applied).
-
-    A training step allocates a few hundred-KB tensors and frees them again. By default glibc hands
-    such blocks back to the kernel (munmap, or trimming the heap once 128 KiB-ish lie free at its top)
-    and maps them anew on the next step: a page fault per 4 KiB, which on the virtual machines this
-    project runs on cost about as much as the arithmetic (width 128: 46 -> 78 steps/s with this).
-    Blocks up to 32 MiB (glibc's own dynamic ceiling) now come from the heap, and up to 64 MiB may lie
-    free at its top before it is trimmed; the peak memory of a run does not change.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED is None:
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            _MALLOC_TUNED = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20))
-        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-            _MALLOC_TUNED = False
-    return _MALLOC_TUNED
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h> parameter numbers
-_MALLOC_TUNED: bool | None = None
+def relu_grad(g: torch.Tensor, a: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """g * [a > 0], the gradient through a ReLU whose output is a (written into `out` if given)."""
+    if FUSED_RELU_MASK:
+        if out is None:
+            return torch.ops.aten.threshold_backward(g, a, 0)
+        return torch.ops.aten.threshold_backward.grad_input(g, a, 0, grad_input=out)
+    return torch.mul(g, a > 0, out=out) if out is not None else g * (a > 0)
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
-    """x (n, k) @ w^T (k, m) [+ b] [then relu] -> (n, m). `w` may be a transposed view.
-
-    oneDNN for products that are big in every dimension (it has ~10 us of fixed cost per call);
-    torch's own kernel for thin ones such as the 2-D input and the 1-unit score layer.
-    """
-    if ONEDNN and x.dtype == torch.float32 and min(x.shape[0], x.shape[1], w.shape[0]) >= 32:
-        # A transposed x (the weight gradients' delta^T) is copied here: oneDNN's own copy is slower.
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w, b, "relu" if relu else "none", [], "")
+    """x (n, k) @ w^T (k, m) [+ b] [then relu] -> (n, m). `w` (and x) may be transposed views."""
     y = x @ w.T if b is None else torch.addmm(b, x, w.T)
     return y.relu_() if relu else y
 
@@ -108,15 +79,15 @@ def score_chain(layers: list[nn.Linear], acts: list[torch.Tensor], from_row: int
     """
     n, top = acts[0].shape[0], layers[-1].weight
     if scale is None:
-        c = _relu_grad(top.expand(n, top.shape[1]), acts[-2], 0)
+        c = relu_grad(top.expand(n, top.shape[1]), acts[-2])
     else:
         c = torch.empty(n, top.shape[1], dtype=top.dtype)
         torch.mul(scale, top, out=c[:from_row])
         c[from_row:] = top
-        _relu_grad.grad_input(c, acts[-2], 0, grad_input=c)
+        relu_grad(c, acts[-2], out=c)
     chain = [c]
     for l in range(len(layers) - 2, 0, -1):  # layers[l] maps a_l -> a_{l+1}
-        c = _relu_grad(linear(c, layers[l].weight.T), acts[l], 0)
+        c = relu_grad(linear(c, layers[l].weight.T), acts[l])
         chain.insert(0, c)
     chain.append(linear(c[from_row:], layers[0].weight.T))
     return chain
@@ -130,34 +101,11 @@ def backward(layers: list[nn.Linear], acts: list[torch.Tensor], d_out: torch.Ten
         _set_grad(lin.weight, linear(delta.T, acts[l].T))
         _set_grad(lin.bias, delta.sum(0))
         if l > 0:  # the input's own gradient is not needed
-            delta = _relu_grad(linear(delta, lin.weight.T), acts[l], 0)
+            delta = relu_grad(linear(delta, lin.weight.T), acts[l])
 
 
 def _set_grad(p: torch.Tensor, g: torch.Tensor) -> None:
     p.grad = g  # every parameter gets exactly one gradient per pass: no zero_grad, no accumulation
-
-
-def optimizer_step(opt: torch.optim.Optimizer) -> None:
-    """opt.step(); for a fused Adam, the same fused kernel on the same state without the per-call
-    bookkeeping of Optimizer.step (about 70 us of its ~120 us here, six times per generator step)."""
-    plain = [g for g in opt.param_groups if g.get("fused") and not (g["amsgrad"] or g["maximize"]
-             or g.get("decoupled_weight_decay") or g.get("differentiable") or g.get("capturable"))]
-    if not isinstance(opt, torch.optim.Adam) or len(plain) != len(opt.param_groups):
-        opt.step()
-        return
-    for group in opt.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        states = [opt.state[p] for p in params]
-        for p, st in zip(params, states):
-            if not st:  # as torch's Adam initializes fused state
-                st.update(step=torch.zeros((), dtype=torch.float32, device=p.device),
-                          exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-        steps = [st["step"] for st in states]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, [p.grad for p in params], [st["exp_avg"] for st in states],
-                           [st["exp_avg_sq"] for st in states], [], steps, lr=group["lr"],
-                           beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=group["weight_decay"],
-                           eps=group["eps"], amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
 
 
 def critic_grads(layers: list[nn.Linear], x: torch.Tensor, s, n_pen: int = 0,
@@ -190,24 +138,20 @@ def critic_grads(layers: list[nn.Linear], x: torch.Tensor, s, n_pen: int = 0,
             _set_grad(lin.weight, g + a[m:].sum(0, keepdim=True) if n_pen else g)
             _set_grad(lin.bias, s.sum(0))
             break
-        if l == 0:  # narrow input: copy the narrow operand (oneDNN wants a dense first operand)
+        if l == 0:  # narrow input: the product with the narrow operand first, then one transpose
             _set_grad(lin.weight, linear(a.T, chain[l].T).T.contiguous())
         else:
             _set_grad(lin.weight, linear(chain[l].T, a.T))
         _set_grad(lin.bias, chain[l][:m].sum(0))
         if n_pen:  # e_{l+1}, written over the interpolates' activations (their masks were used above)
             nxt = acts[l + 1][m:]
-            _relu_grad.grad_input(linear(a[m:], lin.weight), nxt, 0, grad_input=nxt)
+            relu_grad(linear(a[m:], lin.weight), nxt, out=nxt)
     return acts[-1], gp
 
 
 def score_weights(kind: str, f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
-    """dLoss_critic/df for the rows [real; fake] (see losses.py for the losses):
-    wgan(-gp): -1/B on real, +1/B on fake;  gan: -sigmoid(-f)/B on real, sigmoid(f)/B on fake."""
-    n_r, n_f = len(f_real), len(f_fake)
-    if kind == "gan":
-        return torch.cat((torch.sigmoid(-f_real).neg_() / n_r, torch.sigmoid(f_fake) / n_f))
-    return torch.cat((f_real.new_full((n_r, 1), -1.0 / n_r), f_fake.new_full((n_f, 1), 1.0 / n_f)))
+    """d critic_objective / df for the rows [real; fake] (explorer/losses.py), as one (n, 1) column."""
+    return torch.cat(critic_objective_grad(kind, f_real, f_fake))
 
 
 class FastStep:
@@ -230,16 +174,28 @@ class FastStep:
         return w
 
     @staticmethod
-    def supports(generator: nn.Module, critic: nn.Module, device: torch.device) -> bool:
+    def refusal(generator: nn.Module, critic: nn.Module, device: torch.device, kind: str) -> str | None:
+        """Why this step cannot train these networks (None: it can, with the autograd step's result)."""
+        if device.type != "cpu":
+            return f"it runs on the CPU only, not on {device.type}"
+        if kind not in LOSSES:
+            return f"it knows the losses {', '.join(LOSSES)}, not {kind!r}"
         nets = [getattr(m, "net", None) for m in (generator, critic)]
-        return (device.type == "cpu" and all(n is not None and mlp_layers(n) for n in nets)
-                and mlp_layers(nets[1])[-1].out_features == 1)
+        if not all(n is not None and mlp_layers(n) for n in nets):
+            return "it knows MLPs of Linear and ReLU layers only"
+        if mlp_layers(nets[1])[-1].out_features != 1:
+            return "the critic must give one score per sample"
+        frozen = [name for m in (generator, critic) for name, p in m.named_parameters() if not p.requires_grad]
+        if frozen:
+            return f"it trains every parameter, and {', '.join(frozen)} is frozen (requires_grad=False)"
+        return None
 
     @torch.no_grad()
     def __call__(self, trainer) -> torch.Tensor:
         cfg, kind, B = trainer.cfg, trainer.cfg.loss, trainer.cfg.batch_size
         gl, cl = self.g_layers, self.c_layers
-        # (1) Update the critic n_critic times (the maths of losses.critic_terms).
+        # (1) Update the critic n_critic times (the maths of losses.critic_terms: the objective's
+        #     derivative with respect to the scores from losses.critic_objective_grad).
         # The draws come in the autograd path's order (per critic iteration: real, noise, eps); drawing
         # does not depend on the networks, so all of them come first and G runs once on all the noise.
         draws = []
@@ -259,16 +215,13 @@ class FastStep:
                 rows.append(torch.lerp(fake, real, eps))
                 n_pen = B
             f, gp = critic_grads(cl, torch.cat(rows), weights, n_pen, cfg.lam)
-            optimizer_step(trainer.opt_c)
+            trainer.opt_c.step()
             if kind == "wgan":
                 clip_weights(trainer.critic, cfg.clip)
         f_real, f_fake = f[:B], f[B:2 * B]  # the last critic iteration's numbers are reported
         w_est = f_real.mean() - f_fake.mean()
-        if kind == "gan":
-            loss_c = F.softplus(-f_real).mean() + F.softplus(f_fake).mean()
-        else:
-            loss_c = -w_est + (cfg.lam * gp if gp is not None else 0)
-        # (2) Update the generator: minimize -E f(G(z)) (gan: see losses.generator_loss).
+        loss_c = critic_objective(kind, f_real, f_fake) + (cfg.lam * gp if gp is not None else 0)
+        # (2) Update the generator: minimize losses.generator_objective (-E f(G(z)) for the WGANs).
         if cfg.reuse_fakes:  # the last critic iteration's fakes (see TrainConfig.reuse_fakes)
             g_acts = [a[-B:] for a in g_acts]
         else:
@@ -276,12 +229,9 @@ class FastStep:
         c_acts = forward(cl, g_acts[-1])
         f = c_acts[-1]
         grad_x = score_chain(cl, c_acts)[-1]
-        if kind == "gan":
-            d_f = (torch.sigmoid(-f).neg_() if cfg.non_saturating else torch.sigmoid(f).neg_()) / B
-            loss_g = (F.softplus(-f) if cfg.non_saturating else -F.softplus(f)).mean()
-        else:
-            d_f, loss_g = f.new_full((B, 1), -1.0 / B), -f.mean()
+        d_f = generator_objective_grad(kind, f, cfg.non_saturating)
+        loss_g = generator_objective(kind, f, cfg.non_saturating)
         backward(gl, g_acts, d_f * grad_x)
-        optimizer_step(trainer.opt_g)
+        trainer.opt_g.step()
         nan = torch.full((), float("nan"))
         return torch.stack((loss_c, loss_g, w_est, gp if gp is not None else nan))

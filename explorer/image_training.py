@@ -1,9 +1,10 @@
-"""Image GANs: the run config, a DCGAN Trainer, snapshots with sliced W and diversity, headless runs.
+"""The image run: its config, a DCGAN Trainer, its snapshot (sample grids, sliced W, diversity) and
+its headless run, as explorer/toy_training.py is for the 2-D run.
 
 The generic Trainer (explorer.training) does the stepping; this module only builds the networks
 and samplers for images and measures what comes out.
 
-    >>> result = train_images(ImageConfig(loss="gan"), steps=20)
+    >>> result = train_images(ImageConfig.for_loss("gan", batch_size=8, g_features=8, c_features=8), steps=4)
     >>> sorted(result)[:3]
     ['batch_size', 'dataset', 'device']
 """
@@ -17,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.images import DATASETS, SIZES, ImageSource, image_grid, make_image_source
+from explorer.checkpoints import load_checkpoint, save_checkpoint
+from explorer.choices import IMAGE_DATASETS, IMAGE_SIZES, NORMS, PRECISIONS
+from explorer.headless import run_headless
+from explorer.images import ImageSource, image_grid, make_image_source
 from explorer.metrics import diversity, sliced_w
-from explorer.models import AMP_DTYPES, NORMS, DCGANCritic, DCGANGenerator, init_dcgan
-from explorer.training import Diverged, Trainer, TrainConfig, load_checkpoint, resolve_device, save_checkpoint
+from explorer.models import DCGANCritic, DCGANGenerator, init_dcgan
+from explorer.training import TrainConfig, Trainer, resolve_device
 
 GRID_IMAGES = 64       # fixed-noise samples shown in the grid (8 x 8)
 METRIC_EVERY_S = 2.0   # a live run re-measures sliced W / diversity at most this often
@@ -28,50 +32,57 @@ METRIC_EVERY_S = 2.0   # a live run re-measures sliced W / diversity at most thi
 
 @dataclass
 class ImageConfig(TrainConfig):
+    """The image run's settings. The field defaults are those of the plain GAN (DCGAN's); use
+    ImageConfig.for_loss(loss, ...) for the defaults that go with another loss."""
     # gan by default: on a CPU it runs ~7x more generator steps per second than wgan-gp (n_critic 5, each
     # with a double backward; bench/image_throughput.py), the only loss that gets near shapes in minutes.
     loss: str = "gan"             # "gan" (BCE), "wgan" (weight clipping) or "wgan-gp" (gradient penalty)
     lr_g: float = 2e-4            # generator learning rate (DCGAN: 2e-4)
     lr_c: float = 2e-4            # critic learning rate
     batch_size: int = 64          # images per batch (the lecture notes use 32 to 128)
-    beta2: float | None = None    # Adam beta2; None: 0.999 for gan (DCGAN), 0.9 for wgan / wgan-gp (WGAN-GP)
-    n_critic: int | None = None   # critic steps per generator step; None: 1 for gan, 5 for wgan / wgan-gp
+    beta2: float = 0.999          # Adam beta2 (DCGAN: 0.999; WGAN-GP: 0.9)
+    n_critic: int = 1             # critic steps per generator step (WGAN and WGAN-GP: 5)
     dataset: str = "shapes"       # "shapes" (no download), "mnist", "fashion-mnist" or "upload"
     image_size: int = 28          # 28, 32 or 64 pixels a side; 28 is the fast CPU default
-    channels: int | None = None   # 1 grey, 3 colour; None: grey at 28 and for (Fashion-)MNIST, else colour
+    channels: int = 1             # 1 grey, 3 colour
     latent_dim: int = 100         # size of the noise vector z (DCGAN: 100)
     g_features: int = 32          # generator feature maps, ngf (lecture notes: 64 at 64x64)
     c_features: int = 32          # critic feature maps, ndf
     g_norm: str = "batch"         # generator normalization: batch, instance, layer or none
-    c_norm: str | None = None     # critic normalization; None: batch for gan / wgan, layer for wgan-gp
+    c_norm: str = "batch"         # critic normalization (no batch norm under a gradient penalty: layer)
     amp: str = "off"              # mixed precision "off", "bf16" or "fp16": CUDA only, a no-op on the CPU
     # Channels-last memory layout: same maths; helps tensor cores on a GPU, and on the CPU oneDNN's
     # convolutions skip layout copies (28x28 gan step ~1.1x faster, wgan-gp ~1.02x, bench/image_throughput.py)
     channels_last: bool = True
     n_metric: int = 256           # generated and held-out images for sliced W and diversity
-    # None: True for gan, the DCGAN formulation (the generator learns on the fakes the discriminator
-    # just saw; one generator forward fewer per step), False for wgan / wgan-gp (WGAN-GP's Algorithm 1
-    # draws fresh noise for the generator step). See TrainConfig.reuse_fakes.
-    reuse_fakes: bool | None = None
+    # True: the DCGAN formulation (the generator learns on the fakes the discriminator just saw; one
+    # generator forward fewer per step). WGAN-GP's Algorithm 1 draws fresh noise (False).
+    reuse_fakes: bool = True
 
-    def __post_init__(self) -> None:
-        if self.n_critic is None:
-            self.n_critic = 1 if self.loss == "gan" else 5
-        if self.beta2 is None:
-            self.beta2 = 0.999 if self.loss == "gan" else 0.9
-        if self.reuse_fakes is None:
-            self.reuse_fakes = self.loss == "gan"
-        if self.c_norm is None:
-            self.c_norm = "layer" if self.loss == "wgan-gp" else "batch"
-        if self.channels is None:
-            self.channels = 1 if (self.image_size == 28 or self.dataset in ("mnist", "fashion-mnist")) else 3
+    @classmethod
+    def for_loss(cls, loss: str = "gan", **settings) -> "ImageConfig":
+        """The settings that go with `loss`, then `settings` on top:
+
+        gan: n_critic 1, beta2 0.999, reuse_fakes, batch-norm critic (DCGAN);
+        wgan, wgan-gp: n_critic 5, beta2 0.9, fresh noise for the generator, and a layer-norm critic
+        under the penalty (batch norm would mix the images of a batch). Colour unless the images are
+        28 pixels or (Fashion-)MNIST, which are grey.
+        >>> ImageConfig.for_loss("wgan-gp").n_critic, ImageConfig.for_loss("wgan-gp", n_critic=2).n_critic
+        (5, 2)
+        """
+        gan = loss == "gan"
+        size, data = settings.get("image_size", cls.image_size), settings.get("dataset", cls.dataset)
+        defaults = {"loss": loss, "n_critic": 1 if gan else 5, "beta2": 0.999 if gan else 0.9,
+                    "reuse_fakes": gan, "c_norm": "layer" if loss == "wgan-gp" else "batch",
+                    "channels": 1 if (size == 28 or data in ("mnist", "fashion-mnist")) else 3}
+        return cls(**{**defaults, **settings})
 
     def validate(self) -> None:
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"Unknown image dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}.")
-        if self.image_size not in SIZES:
-            raise ValueError(f"Image size must be one of {SIZES}; got {self.image_size!r}.")
+        if self.dataset not in IMAGE_DATASETS:
+            raise ValueError(f"Unknown image dataset {self.dataset!r}; choose one of {', '.join(IMAGE_DATASETS)}.")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"Image size must be one of {IMAGE_SIZES}; got {self.image_size!r}.")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (colour); got {self.channels!r}.")
         for name in ("g_norm", "c_norm"):
@@ -80,8 +91,8 @@ class ImageConfig(TrainConfig):
         if self.loss == "wgan-gp" and self.c_norm == "batch":
             raise ValueError("Batch norm in a gradient-penalty critic makes each score depend on the whole "
                              "batch, so the per-image penalty is wrong; choose layer, instance or none.")
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"Unknown mixed precision {self.amp!r}; choose one of {', '.join(AMP_DTYPES)}.")
+        if self.amp not in PRECISIONS:
+            raise ValueError(f"Unknown mixed precision {self.amp!r}; choose one of {', '.join(PRECISIONS)}.")
         for name, low, top in (("latent_dim", 1, 1024), ("g_features", 1, 512), ("c_features", 1, 512),
                                ("n_metric", 2, 10_000)):
             value = getattr(self, name)
@@ -252,9 +263,6 @@ def image_snapshot(trainer: Trainer, force_metrics: bool = False) -> ImageSnapsh
 
 
 # ---------------------------------------------------------------------- headless runs
-GIF_FRAMES = 40
-
-
 def train_images(cfg: ImageConfig, steps: int, out_dir: str | None = None,
                  uploads: np.ndarray | None = None) -> dict:
     """Train `steps` generator steps headless; return timings and final metrics.
@@ -264,34 +272,21 @@ def train_images(cfg: ImageConfig, steps: int, out_dir: str | None = None,
     samples.png (fixed noise), real.png, evolution.gif, metrics.json and config.json.
     A diverged run still writes its last good state, then raises Diverged.
     """
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a whole number >= 1; got {steps!r}.")
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     trainer = make_image_trainer(cfg, uploads)
-    every = max(1, steps // GIF_FRAMES)
-    frames, seconds, failure = [], 0.0, None
-    while trainer.step_count < steps:
-        if out:
-            frames.append(image_snapshot(trainer, force_metrics=True).fake_grid)
-        start = time.perf_counter()
-        try:
-            trainer.step(min(every, steps - trainer.step_count))
-        except Diverged as err:
-            failure = err
-            break
-        finally:
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds += time.perf_counter() - start
+    frame = (lambda t: image_snapshot(t, force_metrics=True).fake_grid) if out else None
+    run = run_headless(trainer, steps, frame)
+    frames, seconds = run.frames, run.seconds
     final = image_snapshot(trainer, force_metrics=True)
     last = trainer.history[-1] if trainer.history else {}
     result = {"steps": trainer.step_count, "seconds": seconds,
               "images_per_s": trainer.step_count * cfg.batch_size / seconds if seconds > 0 else float("nan"),
               **final.metrics, "loss_c": last.get("loss_c"), "loss_g": last.get("loss_g"),
               "loss": cfg.loss, "dataset": cfg.dataset, "image_size": cfg.image_size,
-              "batch_size": cfg.batch_size, "n_critic": cfg.n_critic, "device": str(trainer.device)}
+              "batch_size": cfg.batch_size, "n_critic": cfg.n_critic, "device": str(trainer.device),
+              "engine": trainer.engine}
     if out:
         from PIL import Image
 
@@ -305,6 +300,6 @@ def train_images(cfg: ImageConfig, steps: int, out_dir: str | None = None,
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         (out / "metrics.json").write_text(json.dumps({"history": trainer.history, "metrics": final.metrics_log}))
         result["out"] = str(out)
-    if failure:
-        raise failure
+    if run.failure:
+        raise run.failure
     return result

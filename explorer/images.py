@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.choices import IMAGE_DATASETS, IMAGE_SIZES
+
 SHAPE_KINDS = ("rectangle", "triangle", "disk", "oval", "star")
-DATASETS = ("shapes", "mnist", "fashion-mnist", "upload")
-SIZES = (28, 32, 64)
 MAX_SHAPES = 5
 
 
@@ -198,16 +198,16 @@ def _fit_uint8(images: np.ndarray, size: int, channels: int) -> np.ndarray:
 def make_image_source(name: str = "shapes", size: int = 28, channels: int | None = None, seed: int = 0,
                       *, uploads: np.ndarray | None = None, cache_dir: str | Path | None = None,
                       fetch=None, n_heldout: int = 512) -> ImageSource:
-    """Build the image source `name` (one of DATASETS) at size x size with 1 or 3 channels.
+    """Build the image source `name` (one of IMAGE_DATASETS) at size x size with 1 or 3 channels.
 
     channels None: grey for 28x28 and for MNIST / Fashion-MNIST, colour otherwise.
     uploads: uint8 (N, C, size, size) from explorer.uploads.load_uploaded_images (name "upload").
     cache_dir / fetch: where MNIST files are kept and how they are downloaded (see explorer.mnist).
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown image dataset {name!r}; choose one of {', '.join(DATASETS)}.")
-    if size not in SIZES:
-        raise ValueError(f"Image size must be one of {SIZES}; got {size}.")
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"Unknown image dataset {name!r}; choose one of {', '.join(IMAGE_DATASETS)}.")
+    if size not in IMAGE_SIZES:
+        raise ValueError(f"Image size must be one of {IMAGE_SIZES}; got {size}.")
     if channels is None:
         channels = 1 if (size == 28 or name in ("mnist", "fashion-mnist")) else 3
     if channels not in (1, 3):

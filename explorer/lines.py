@@ -11,7 +11,6 @@ weight-clipped critic, trained in chunks so that a caller can show progress betw
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -290,22 +289,10 @@ def _line_batch(theta: float, z: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.full_like(z, theta), z], dim=1)  # (B,) -> (B, 2)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # a 10-unit MLP gains nothing from threads; on a busy 2-core box BLAS threads spin-wait and
-    # make a step up to 100x slower, so run on one thread and give the setting back afterwards
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def critic_value(critic: nn.Module, theta: float, n: int, generator: torch.Generator) -> float:
     """E f(x ~ P0) - E f(x ~ P_theta) on n points a line (the same Z on both: less noise, same mean)."""
     z = torch.rand(n, generator=generator)
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad():
         return float(critic(_line_batch(0.0, z)).mean() - critic(_line_batch(theta, z)).mean())
 
 
@@ -316,9 +303,8 @@ def train_critic(critic: nn.Module, optimizer: torch.optim.Optimizer, theta: flo
     V(w) = mean f_w(x_i ~ P0) - mean f_w(y_i ~ P_theta) on batch_size fresh points a line.
     """
     value = math.nan
-    with _one_thread():
-        for _ in range(steps):
-            value = _critic_step(critic, optimizer, theta, batch_size, clip, generator)
+    for _ in range(steps):
+        value = _critic_step(critic, optimizer, theta, batch_size, clip, generator)
     return value
 
 

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KINDS = ("gan", "wgan", "wgan-gp")
-OPTIMIZERS = ("adam", "rmsprop")
+from explorer.choices import LOSSES, OPTIMIZERS
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor,
@@ -67,6 +66,52 @@ def critic_scores(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> 
     return scores[: len(real)], scores[len(real):]
 
 
+# ----------------------------------------------------------------------------- the objectives, once
+# Each loss as a function of the critic's scores f, and its derivative with respect to them: the
+# autograd step differentiates the first, the closed-form step (explorer/fast_mlp.py) uses the second.
+def critic_objective(kind: str, f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
+    """What the critic minimizes, without the penalty (see the module docstring), from its scores."""
+    _check_kind(kind)
+    if kind == "gan":
+        return F.softplus(-f_real).mean() + F.softplus(f_fake).mean()
+    return f_fake.mean() - f_real.mean()
+
+
+def critic_objective_grad(kind: str, f_real: torch.Tensor, f_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """d critic_objective / d f, per row: (n_real, 1) and (n_fake, 1) for scores of those shapes.
+
+    gan: -sigmoid(-f)/n on real, sigmoid(f)/n on fake (softplus' = sigmoid); wgan(-gp): -1/n and +1/n.
+    """
+    _check_kind(kind)
+    n_r, n_f = len(f_real), len(f_fake)
+    if kind == "gan":
+        return torch.sigmoid(-f_real).neg_() / n_r, torch.sigmoid(f_fake) / n_f
+    return torch.full_like(f_real, -1.0 / n_r), torch.full_like(f_fake, 1.0 / n_f)
+
+
+def generator_objective(kind: str, f_fake: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
+    """What the generator minimizes, from the critic's scores of its fakes."""
+    _check_kind(kind)
+    if kind == "gan":
+        return F.softplus(-f_fake).mean() if non_saturating else -F.softplus(f_fake).mean()
+    return -f_fake.mean()
+
+
+def generator_objective_grad(kind: str, f_fake: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
+    """d generator_objective / d f, per row: gan -sigmoid(-f)/B (non-saturating) or -sigmoid(f)/B; else -1/B."""
+    _check_kind(kind)
+    B = len(f_fake)
+    if kind == "gan":
+        return (torch.sigmoid(-f_fake) if non_saturating else torch.sigmoid(f_fake)).neg_() / B
+    return torch.full_like(f_fake, -1.0 / B)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in LOSSES:
+        raise ValueError(f"Unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+
+
+# ----------------------------------------------------------------------------- with the networks
 class CriticTerms(NamedTuple):
     loss: torch.Tensor   # the critic minimizes this
     w_est: torch.Tensor  # E f(real) - E f(fake), detached: the critic's own estimate of W
@@ -76,17 +121,12 @@ class CriticTerms(NamedTuple):
 def critic_terms(kind: str, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 0.0,
                  generator: torch.Generator | None = None) -> CriticTerms:
     """The critic's loss with its parts; `fake` should be detached from the generator."""
-    if kind not in KINDS:
-        raise ValueError(f"Unknown loss {kind!r}; choose one of {', '.join(KINDS)}.")
+    _check_kind(kind)
     f_real, f_fake = critic_scores(critic, real, fake)
     w_est = (f_real.mean() - f_fake.mean()).detach()
-    nan = torch.full((), float("nan"), device=real.device)
-    if kind == "gan":
-        loss = F.softplus(-f_real).mean() + F.softplus(f_fake).mean()
-        return CriticTerms(loss, w_est, nan)
-    loss = f_fake.mean() - f_real.mean()
-    if kind == "wgan":
-        return CriticTerms(loss, w_est, nan)
+    loss = critic_objective(kind, f_real, f_fake)
+    if kind != "wgan-gp":
+        return CriticTerms(loss, w_est, torch.full((), float("nan"), device=real.device))
     gp = gradient_penalty(critic, real, fake, generator)
     return CriticTerms(loss + lam * gp, w_est, gp.detach())
 
@@ -100,21 +140,18 @@ def critic_loss(kind: str, critic: nn.Module, real: torch.Tensor, fake: torch.Te
 
 def generator_loss(kind: str, critic: nn.Module, fake: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
     """The generator's loss on fakes G(z) (not detached): see the module docstring."""
-    if kind not in KINDS:
-        raise ValueError(f"Unknown loss {kind!r}; choose one of {', '.join(KINDS)}.")
-    f_fake = critic(fake)
-    if kind == "gan":
-        return F.softplus(-f_fake).mean() if non_saturating else -F.softplus(f_fake).mean()
-    return -f_fake.mean()
+    _check_kind(kind)
+    return generator_objective(kind, critic(fake), non_saturating)
 
 
 @torch.no_grad()
 def clip_weights(critic: nn.Module, c: float) -> None:
-    """Clamp every parameter of the critic to [-c, c] in place (WGAN's crude Lipschitz bound)."""
-    params = [p for p in critic.parameters()]
-    if params:
-        torch._foreach_clamp_min_(params, -c)
-        torch._foreach_clamp_max_(params, c)
+    """Clamp every trained parameter of the critic to [-c, c] in place (WGAN's crude Lipschitz bound).
+
+    A frozen parameter (requires_grad False) is left as it was set: it is not being trained."""
+    for p in critic.parameters():
+        if p.requires_grad:
+            p.clamp_(-c, c)
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,

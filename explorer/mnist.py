@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from explorer.process import cache_dir
 
 IMAGE_MAGIC = 2051
 # name -> (mirrors, {file: md5 of the .gz as published}, train count, test count)
@@ -42,8 +43,7 @@ class DatasetUnavailable(OSError):
 
 def default_cache_dir() -> Path:
     """$EXPLORER_CACHE_DIR, else `.cache/` in the project folder (ignored by git)."""
-    env = os.environ.get("EXPLORER_CACHE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".cache"
+    return cache_dir()
 
 
 def parse_idx_images(data: bytes) -> np.ndarray:

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from explorer.choices import IMAGE_SIZES, NORMS
+
 
 def _mlp(in_dim: int, width: int, depth: int, out_dim: int) -> nn.Sequential:
     if width < 1 or depth < 1:
@@ -69,8 +71,6 @@ class MLPCritic(nn.Module):
 # critic) is a (transposed) convolution with kernel 4, stride 2, padding 1, which doubles (halves)
 # the side. 28x28 takes one kernel-3 layer (4 -> 7 -> 14 -> 28), as in the MNIST notebook.
 # The critic ends in a raw score: no sigmoid. The plain GAN reads it as a logit (BCE with logits).
-IMAGE_SIZES = (28, 32, 64)
-NORMS = ("batch", "instance", "layer", "none")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

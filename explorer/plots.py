@@ -1,18 +1,17 @@
-"""Figures and charts built from snapshots: the critic's landscape, curves over steps, PNG and GIF export.
+"""Figures built from snapshots: the critic's landscape with the samples, Compare's snapshot strips,
+PNG and GIF export (matplotlib and Pillow). The Altair charts are in explorer/charts.py.
 
-Fields use matplotlib's object API (Figure + Agg canvas, never pyplot), so a page thread and a
-worker thread can draw at the same time without sharing global state. Curves are Altair charts
-built from plain records (trainer history and the session's metrics log).
+Fields use matplotlib's object API (Figure + Agg canvas, never pyplot), so two page threads can
+draw at the same time without sharing global state.
 """
 from __future__ import annotations
 
 import io
 import math
+from dataclasses import replace
 from typing import Any, Sequence
 
-import altair as alt
 import numpy as np
-import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -20,12 +19,6 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 REAL_COLOUR, FAKE_COLOUR = "orange", "green"   # the lecture notes' colours: real '+', generated 'x'
-MAX_CHART_POINTS = 400                         # curves are averaged into at most this many bins
-# Curve colours: a categorical pair that stays apart for colour-blind readers too (Tableau 10).
-CRITIC_COLOUR, GENERATOR_COLOUR, FLOOR_COLOUR = "#e45756", "#4c78a8", "#7f7f7f"
-# Fit the width only: with Streamlit's default ("fit" both ways) the height includes the legend below,
-# which then squashes the plot itself to a few pixels. Height here is the plot's own.
-FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 # ----------------------------------------------------------------------------- the critic's landscape
@@ -167,110 +160,63 @@ def frames_to_gif(frames: Sequence[np.ndarray], fps: float = 5.0) -> bytes:
     return buf.getvalue()
 
 
-# ----------------------------------------------------------------------------- curves over steps
-def binned(steps: Sequence[float], values: Sequence[float], max_points: int = MAX_CHART_POINTS
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Average consecutive values into at most max_points bins: (mean step, mean value) per bin.
+# ----------------------------------------------------------------------------- panels side by side
+SCALES = ("standardized, shared", "per panel", "raw, shared")   # colour scales of a comparison
 
-    Averaging (like the lecture notes' per-100-iterations means) shows the trend of a noisy
-    per-step loss where plain thinning would show noise. Non-finite values are skipped.
+
+def scaled_panels(panels: list, mode: str = SCALES[0]) -> list[tuple[Any, float | None, float | None]]:
+    """(panel, vmin, vmax) per panel for one colour-scale policy (see SCALES).
+
+    standardized, shared: each field becomes (f - mean f) / std f over the lattice, one range for all
+    (a critic is only defined up to a constant, and clipping shrinks its scale: shapes compare, sizes not).
+    per panel: each its own range. raw, shared: the values as they are, one range for all.
     """
-    s, v = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    keep = np.isfinite(s) & np.isfinite(v)
-    s, v = s[keep], v[keep]
-    if len(s) <= max_points:
-        return s, v
-    edges = np.linspace(0, len(s), max_points + 1).astype(int)
-    return (np.add.reduceat(s, edges[:-1]) / np.diff(edges), np.add.reduceat(v, edges[:-1]) / np.diff(edges))
+    if mode not in SCALES:
+        raise ValueError(f"Unknown colour scale {mode!r}; choose one of {', '.join(SCALES)}.")
+    if mode == "per panel":
+        return [(p, None, None) for p in panels]
+    if mode == "standardized, shared":
+        panels = [replace(p, field=(p.field - np.nanmean(p.field)) / (np.nanstd(p.field) or 1.0)) for p in panels]
+    finite = [p.field[np.isfinite(p.field)] for p in panels]
+    finite = [f for f in finite if f.size]
+    lo = min((float(f.min()) for f in finite), default=0.0)
+    hi = max((float(f.max()) for f in finite), default=1.0)
+    return [(p, lo, hi) for p in panels]
 
 
-def _long(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    parts = [pd.DataFrame({"step": s, "value": v, "series": name}) for name, (s, v) in series.items()]
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"step": [], "value": [], "series": []})
+def panel_rgb(panel: Any, vmin, vmax, title: str, size: float = 3.2) -> np.ndarray:
+    return figure_rgb(field_frame(panel, vmin=vmin, vmax=vmax, title=title, legend=False, size=size, dpi=80))
 
 
-def _column(records: Sequence[dict], key: str) -> tuple[list, list]:
-    rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-    return [s for s, _ in rows], [v for _, v in rows]
+def strip_images(strip: list, mode: str = SCALES[0], size: float = 3.2) -> list[np.ndarray]:
+    """One RGB row image per strip frame: the runs side by side at that step (one GIF frame each).
 
-
-def _lines(df: pd.DataFrame, y_title: str, colours: dict[str, str], dashed: Sequence[str] = (),
-           height: int = 220, y_domain: Sequence[float] | None = None) -> alt.Chart:
-    """Lines over generator steps, one fixed colour per series (clearly distinct, legend below).
-
-    With few points (a short run) each point is drawn too, so a single measurement is visible.
+    With a shared scale every frame of the strip uses one range, so colours compare across steps too.
     """
-    df = df.assign(dashed=df["series"].isin(list(dashed)))
-    y_scale = alt.Scale(domain=list(y_domain), clamp=True) if y_domain is not None else alt.Undefined
-    return alt.Chart(df).mark_line(point=len(df) <= 20 * len(colours)).encode(
-        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d", tickMinStep=1)),
-        y=alt.Y("value:Q", title=y_title, scale=y_scale),
-        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=list(colours), range=list(colours.values())),
-                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=400, symbolType="stroke")),
-        strokeDash=alt.StrokeDash("dashed:N", legend=None,
-                                  scale=alt.Scale(domain=[False, True], range=[[1, 0], [4, 3]])),
-        tooltip=["series:N", alt.Tooltip("step:Q", format=",.0f"), alt.Tooltip("value:Q", format=".4g")],
-    ).properties(height=height, autosize=FIT_WIDTH)
+    if not strip:
+        raise ValueError("The strip is empty: train a few steps first.")
+    flat = scaled_panels([p for s in strip for p in s.panels], mode)
+    k = len(strip[0].panels)
+    rows = []
+    for j, s in enumerate(strip):
+        cells = [panel_rgb(p, lo, hi, f"{s.labels[i]} · step {s.step}", size)
+                 for i, (p, lo, hi) in enumerate(flat[j * k:(j + 1) * k])]
+        rows.append(np.concatenate(cells, axis=1))
+    return rows
 
 
-def loss_chart(history: Sequence[dict]) -> alt.Chart:
-    """Critic and generator loss over generator steps (bin means of trainer.history)."""
-    df = _long({"critic loss": binned(*_column(history, "loss_c")),
-                "generator loss": binned(*_column(history, "loss_g"))})
-    return _lines(df, "loss", {"critic loss": CRITIC_COLOUR, "generator loss": GENERATOR_COLOUR})
+def strip_sheet_png(strip: list, mode: str = SCALES[0]) -> bytes:
+    """The strip as one PNG sheet: a row per run, a column per step."""
+    rows = strip_images(strip, mode)
+    k = len(strip[0].panels)
+    w = rows[0].shape[1] // k
+    # transpose the layout: runs down, steps across
+    sheet = np.concatenate([np.concatenate([r[:, i * w:(i + 1) * w] for r in rows], axis=1) for i in range(k)], axis=0)
+    buf = io.BytesIO()
+    Image.fromarray(sheet).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
-def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.Chart:
-    """The critic's estimate E f(real) - E f(fake) next to the exact W1 of the samples and its floor.
-
-    Under the gradient penalty the estimate tracks W1; under weight clipping it is W1 times an
-    unknown Lipschitz constant (small for small c). The floor is W1 between two real samples.
-    """
-    estimate, exact, floor = "critic estimate E f(real) − E f(fake)", "exact W1, generated vs real", \
-        "W1 noise floor, real vs real"
-    df = _long({estimate: binned(*_column(history, "w_est")),
-                exact: binned(*_column(metrics_log, "w1_exact")),
-                floor: binned(*_column(metrics_log, "w1_floor"))})
-    return _lines(df, "distance", {exact: CRITIC_COLOUR, estimate: GENERATOR_COLOUR, floor: FLOOR_COLOUR},
-                  dashed=[floor])
-
-
-def quality_chart(metrics_log: Sequence[dict]) -> alt.Chart:
-    """Modes captured (as % of all modes) and high-quality samples (%) over steps, on [0, 100]."""
-    steps, modes = _column(metrics_log, "modes")
-    k = [r["n_modes"] for r in metrics_log if r.get("modes") is not None]
-    pct = [100.0 * m / n for m, n in zip(modes, k) if n]
-    hq_steps, hq = _column(metrics_log, "hq")
-    modes_name, hq_name = "modes captured (% of modes)", "high-quality samples (%)"
-    df = _long({modes_name: binned(steps[:len(pct)], pct),
-                hq_name: binned(hq_steps, [100.0 * h for h in hq])})
-    return _lines(df, "percent", {modes_name: "#54a24b", hq_name: "#f58518"}, height=200, y_domain=(0, 100))
-
-
-def history_table(history: Sequence[dict], metrics_log: Sequence[dict]) -> pd.DataFrame:
-    """One row per recorded step: losses and the critic estimate, joined with the measured metrics
-    (exact W1, floor, modes, HQ) at the steps where a snapshot measured them (empty elsewhere)."""
-    left = pd.DataFrame(list(history))
-    right = pd.DataFrame(list(metrics_log))
-    if right.empty:
-        return left
-    if left.empty:
-        return right
-    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "step"])
-    return left.merge(right, on="step", how="outer").sort_values("step", ignore_index=True)
-
-
-# --- image GAN charts (images) ---
-def image_metrics_chart(metrics_log: Sequence[dict]) -> alt.Chart:
-    """Sliced W (generated vs held-out real, and its real-vs-real floor) and diversity over steps.
-
-    Diversity (mean pairwise RMS distance of a fixed batch) falls towards 0 when the generator
-    collapses; the dashed line is the same number for real images.
-    """
-    names = {"sliced_w": "sliced W (generated vs real)", "sliced_w_floor": "sliced W floor (real vs real)",
-             "diversity": "diversity (generated)", "diversity_real": "diversity (real)"}
-    df = _long({name: binned(*_column(metrics_log, key)) for key, name in names.items()})
-    colours = dict(zip(names.values(), (CRITIC_COLOUR, "#ff9d98", GENERATOR_COLOUR, "#9ecae9")))   # floors: lighter
-    return _lines(df, "value", colours, dashed=[names["sliced_w_floor"], names["diversity_real"]])
+def strip_gif(strip: list, mode: str = SCALES[0], fps: float = 2.0) -> bytes:
+    """The strip as an animated GIF: the runs side by side, one frame per strip step."""
+    return frames_to_gif(strip_images(strip, mode), fps)

@@ -20,8 +20,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterable
 
-from explorer.limits import (acquire_slot, env_number, max_runs, minutes, release_slot,  # noqa: F401
-                             running_count, set_max_runs)
+from explorer.limits import acquire_slot, env_number, max_runs, minutes, release_slot, running_count, set_max_runs  # noqa: F401
 from explorer.pool import Pool, WorkerDied, get_pool
 
 log = logging.getLogger(__name__)

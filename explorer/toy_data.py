@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-NAMES = ("8gaussians", "25gaussians", "swissroll", "ring", "points")
+from explorer.choices import TOY_DATASETS
 
 # Default spread of each source (its noise scale before any rescaling).
 DEFAULT_SPREAD = {"8gaussians": 0.1, "25gaussians": 0.05, "swissroll": 0.25, "ring": 0.05, "points": 0.0}
@@ -104,8 +104,8 @@ def make_source(name: str, spread: float | None = None, points: np.ndarray | Non
     25gaussians: centres (2i, 2j) / 2.828 for i, j in -2..2, std spread / 2.828.
     swissroll, ring: no modes (centres None). points: the user's (n, 2) array, resampled.
     """
-    if name not in NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(NAMES)}.")
+    if name not in TOY_DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}.")
     spread = DEFAULT_SPREAD[name] if spread is None else float(spread)
     if not (math.isfinite(spread) and 0 <= spread <= 10):
         raise ValueError(f"The spread must be a number between 0 and 10; got {spread}.")

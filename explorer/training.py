@@ -1,32 +1,29 @@
-"""Run configs and the generic GAN Trainer: `trainer.step(n)` runs n generator steps.
+"""The training settings every run shares, and the generic GAN Trainer: `trainer.step(n)`.
 
-The Trainer knows nothing about threads, pages or 2-D points: it takes a generator, a critic and
-two samplers, so tests, the CLI, the page's session thread and the image GANs all drive it alike.
-
-    >>> t = make_toy_trainer(ToyConfig(seed=1))
-    >>> t.step(10)["step"]
-    10
+The Trainer knows nothing about processes, pages or 2-D points: it takes a generator, a critic and
+two samplers, so tests, the command line, a worker process and the image GANs all drive it alike.
+Its step is written once, with autograd, in `_one_step`; on a CPU the toy MLPs may take the same
+maths in closed form (explorer/fast_mlp.py), chosen by TrainConfig.engine. The losses themselves
+live in explorer/losses.py, which both engines use. The toy and image runs (their configs,
+factories and snapshots) are explorer/toy_training.py and explorer/image_training.py.
 """
 from __future__ import annotations
 
 import copy
+import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from explorer.fast_mlp import FastStep, keep_freed_memory
-from explorer.checkpoints import CHECKPOINT_FORMAT, checkpoint_bytes, load_checkpoint, save_checkpoint  # noqa: F401
-from explorer.losses import KINDS, OPTIMIZERS, clip_weights, critic_terms, generator_loss, make_optimizer
-from explorer.models import MLPCritic, MLPGenerator, init_linear
-from explorer.toy_data import NAMES, make_source
+from explorer.choices import DEVICES, ENGINES, HOT_FIELDS, LOSSES, OPTIMIZERS
+from explorer.fast_mlp import FastStep
+from explorer.losses import clip_weights, critic_terms, generator_loss, make_optimizer
 
-HOT_FIELDS = ("lam", "clip", "n_critic", "lr_g", "lr_c")  # changeable while running
-DEVICES = ("auto", "cpu", "cuda", "mps")
-FAST_CPU = True          # use explorer/fast_mlp.py where it applies (tests and benches switch it off)
+log = logging.getLogger(__name__)
 CHECK_EVERY = 25         # generator steps between finiteness checks (and last-good snapshots)
 
 
@@ -46,7 +43,7 @@ class TrainConfig:
     seed: int = 0                # seeds weights, data and noise: same seed, same run
     device: str = "auto"         # "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps"
     history_cap: int = 10_000    # at most this many history records (older ones are thinned)
-    cpu_threads: int = 0         # torch intra-op threads on CPU (process-wide!); 0 = leave torch's setting
+    engine: str = "auto"         # "autograd", "closed_form" (MLPs on a CPU, explorer/fast_mlp.py) or "auto"
     # False: the generator step draws fresh noise (WGAN-GP paper, Algorithm 1). True: it reuses the fakes
     # of the last critic iteration (the DCGAN formulation of pytorch/examples and the lecture notes),
     # which saves one generator forward per step; same maths, other noise draws.
@@ -54,8 +51,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a readable sentence for any out-of-range field."""
-        if self.loss not in KINDS:
-            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {', '.join(KINDS)}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        if self.engine not in ENGINES:
+            raise ValueError(f"Unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         if self.device not in DEVICES:
@@ -68,38 +67,10 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a whole number from 1 to 65536; got {self.batch_size}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be a whole number >= 0; got {self.seed!r}.")
-        if not (isinstance(self.cpu_threads, int) and 0 <= self.cpu_threads <= 256):
-            raise ValueError(f"cpu_threads must be a whole number from 0 to 256; got {self.cpu_threads!r}.")
         if not isinstance(self.reuse_fakes, bool):
             raise ValueError(f"reuse_fakes must be True or False; got {self.reuse_fakes!r}.")
         if not (isinstance(self.history_cap, int) and self.history_cap >= 2):
             raise ValueError(f"history_cap must be a whole number >= 2; got {self.history_cap}.")
-
-
-@dataclass
-class ToyConfig(TrainConfig):
-    # Toy defaults reach 8/8 modes, >= 90% high-quality samples and W1 <= 1.5 x the noise floor on
-    # 8 Gaussians in about 800-1100 generator steps (bench/toy_convergence.py). lam = 10 (the paper)
-    # had not reached 90% high quality after 2000 steps; the notes' lam 0.1 / lr 1e-4 / 512 units is far slower.
-    lam: float = 1.0             # gradient-penalty weight lambda
-    n_critic: int = 2            # critic steps per generator step
-    lr_g: float = 1e-3           # generator learning rate
-    lr_c: float = 1e-3           # critic learning rate
-    dataset: str = "8gaussians"  # one of toy_data.NAMES
-    spread: float | None = None  # noise scale of the source; None = the source's default (8 Gaussians: 0.1)
-    width: int = 128             # hidden units per layer (lecture notes: 512)
-    depth: int = 3               # hidden ReLU layers (lecture notes: 3)
-    noise_dim: int = 2           # dimension of the generator's Gaussian noise z
-    cpu_threads: int = 1         # small MLPs gain little from more threads, and runs sharing cores lose a lot
-
-    def validate(self) -> None:
-        super().validate()
-        if self.dataset not in NAMES:
-            raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of {', '.join(NAMES)}.")
-        for name, top in (("width", 4096), ("depth", 16), ("noise_dim", 256)):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and 1 <= value <= top):
-                raise ValueError(f"{name} must be a whole number from 1 to {top}; got {value!r}.")
 
 
 def check_hot(name: str, value) -> None:
@@ -145,10 +116,6 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        if self.device.type == "cpu":
-            keep_freed_memory()
-            if cfg.cpu_threads and torch.get_num_threads() != cfg.cpu_threads:
-                torch.set_num_threads(cfg.cpu_threads)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.sample_real, self.sample_noise = sample_real, sample_noise
         self.rng = rng if rng is not None else torch.Generator(self.device).manual_seed(cfg.seed)
@@ -159,10 +126,24 @@ class Trainer:
         self.history: list[dict] = []
         self._stride = 1          # record every _stride-th step (doubles when history is thinned)
         self.extras: dict = {}    # room for callers' per-trainer caches (e.g. snapshot noise)
-        # MLPs on CPU: hand-derived gradients (explorer/fast_mlp.py), same maths, same random draws.
-        self.fast = FastStep(self.generator, self.critic) if FAST_CPU and FastStep.supports(
-            self.generator, self.critic, self.device) else None
+        self.fast = self._closed_form_step()   # None: the autograd step below
         self._good = self._capture()
+
+    @property
+    def engine(self) -> str:
+        """The engine in use: "closed_form" or "autograd" (cfg.engine "auto" resolved)."""
+        return "autograd" if self.fast is None else "closed_form"
+
+    def _closed_form_step(self) -> FastStep | None:
+        """The closed-form step where cfg.engine asks for it (or "auto") and it can do this run."""
+        if self.cfg.engine == "autograd":
+            return None
+        why = FastStep.refusal(self.generator, self.critic, self.device, self.cfg.loss)
+        if why is None:
+            return FastStep(self.generator, self.critic)
+        if self.cfg.engine == "closed_form":
+            log.info("closed-form engine not used (%s): training with autograd", why)
+        return None
 
     # ------------------------------------------------------------------ one generator step
     def _one_step(self) -> torch.Tensor:
@@ -225,7 +206,7 @@ class Trainer:
 
     def _check(self, stats: torch.Tensor) -> None:
         params = list(self.generator.parameters()) + list(self.critic.parameters())
-        weights_ok = bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
+        weights_ok = bool(torch.isfinite(torch.nn.utils.get_total_norm(params)))   # nan/inf in any: not finite
         finite = torch.isfinite(stats[:, :3])  # gp is nan by design when not computed
         if weights_ok and bool(finite.all()):
             return
@@ -344,50 +325,3 @@ def _clone_optimizer(opt: torch.optim.Optimizer) -> dict:
     return {"state": state, "param_groups": copy.deepcopy(sd["param_groups"])}
 
 
-# ---------------------------------------------------------------------- toy trainers
-def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Trainer:
-    """An MLP generator/critic Trainer on a 2-D source; `points` are the user's (n, 2) data.
-
-    Weights, data and noise all come from generators seeded with cfg.seed (never the global RNG).
-    The source is kept as `trainer.source`.
-    """
-    cfg.validate()
-    source = make_source(cfg.dataset, cfg.spread, points, seed=cfg.seed)
-    init_rng = torch.Generator().manual_seed(cfg.seed)
-    G = init_linear(MLPGenerator(cfg.noise_dim, cfg.width, cfg.depth), init_rng)
-    C = init_linear(MLPCritic(2, cfg.width, cfg.depth), init_rng)
-    device = resolve_device(cfg.device)
-    rng = torch.Generator(device).manual_seed(cfg.seed)
-    dim = cfg.noise_dim
-
-    def sample_noise(n: int) -> torch.Tensor:
-        return torch.randn(n, dim, generator=rng, device=device)
-
-    trainer = Trainer(cfg, G, C, lambda n: source.sample(n, rng), sample_noise, rng=rng)
-    trainer.source = source
-    return trainer
-
-
-def toy_trainer_from_checkpoint(d: dict, points: np.ndarray | None = None) -> Trainer:
-    """Rebuild a toy Trainer from load_checkpoint()'s dict and restore its state."""
-    known = {f.name for f in fields(ToyConfig)}
-    try:
-        cfg = ToyConfig(**{k: v for k, v in d["config"].items() if k in known})
-    except (KeyError, TypeError, AttributeError):
-        raise ValueError("The checkpoint holds no 2-D GAN configuration.") from None
-    trainer = make_toy_trainer(cfg, points)
-    trainer.load_state_dict(d)
-    return trainer
-
-
-def toy_trainer_from_bytes(data: bytes, points: np.ndarray | None = None) -> Trainer:
-    """toy_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run)."""
-    return toy_trainer_from_checkpoint(load_checkpoint(data), points)
-
-
-def describe_toy_checkpoint(data: bytes, points: np.ndarray | None = None) -> dict:
-    """{"config": the run's settings, "step": its step} if the file resumes a toy run; else ValueError.
-
-    The trainer is rebuilt to check that every weight fits, then dropped: run it in a worker."""
-    trainer = toy_trainer_from_bytes(data, points)
-    return {"config": asdict(trainer.cfg), "step": trainer.step_count}

@@ -37,6 +37,8 @@ import time
 from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
+
+from explorer.process import configure
 from typing import Any, Callable, Iterator
 
 log = logging.getLogger("explorer.worker")
@@ -338,12 +340,7 @@ def settle_process(threads: int, nice: int) -> None:
     """Process-wide settings of a worker, made once here: priority, torch threads, allocator."""
     if nice:
         lower_priority(nice)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
-
-    from explorer.fast_mlp import keep_freed_memory
-    torch.set_num_threads(threads)
-    keep_freed_memory()
+    configure(threads)
 
 
 def lower_priority(nice: int) -> None:

@@ -6,13 +6,15 @@ from functools import partial
 
 import streamlit as st
 
+from explorer import charts, plots
 from explorer import compare as C
 from explorer import grid as Grid
-from explorer import plots
-from explorer.ensemble import MEMBER_FIELDS
+from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
+from explorer.grid import MEMBER_FIELDS
 from explorer.session import Session
-from explorer.training import ToyConfig
+from explorer.toy_training import ToyConfig
 from ui.navigation import run_inside_app_navigation
+from ui.run_controls import run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -22,13 +24,12 @@ CHART_S = 3.0          # the W1 curves change slowly: redraw them less often
 STEP_CLICK = 10        # steps per click on "Step"
 P = "cmp_"             # prefix of this page's session_state keys
 MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid")
-DATASETS = ("8gaussians", "25gaussians", "swissroll", "ring")
-NICE = {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians", "swissroll": "Swiss roll", "ring": "Ring"}
+DATASETS = tuple(d for d in TOY_DATASETS if d != "points")   # the built-in ones
+NICE = TOY_DATASET_NAMES
 
 
-@st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
-def visitor_session() -> Session:
-    """One run per visitor in a worker process; its 'trainer' steps every panel together."""
+def new_session() -> Session:
+    """This page's run handle: in a worker process, its 'trainer' steps every panel together."""
     return Session(None, C.take_snapshot, snapshot_every_s=SNAPSHOT_S, snapshot_share=0.12)
 
 
@@ -68,7 +69,7 @@ with st.sidebar:
     depth = st.slider("Depth (hidden layers)", 1, 4, 3, key=P + "depth")
     batch = st.select_slider("Batch size", (32, 64, 128, 256, 512), 256, key=P + "batch")
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=P + "seed"))
-    scale = st.radio("Colour scale of the critic", C.SCALES, key=P + "scale",
+    scale = st.radio("Colour scale of the critic", plots.SCALES, key=P + "scale",
                      help="Clipped critics take tiny values, GP critics values of order W1: "
                           "standardized fields ((f − mean) / std) share one scale and compare shapes.")
 base = ToyConfig(dataset=dataset, width=width, depth=depth, batch_size=batch, seed=seed)
@@ -107,20 +108,13 @@ try:
         cfg = Grid.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
                               values_b=floats(vb) if fb != "none" else ())
         cfg.member_configs()
-        factory = partial(Grid.GridRuns, replace(cfg))
-        if cfg.resolved_engine() == "ensemble":
-            st.caption("All runs of the grid train as **one batched ensemble** (weights stacked, one batched "
-                       "matmul per layer). Members with fewer critic iterations sit out the extra critic "
-                       "passes; each member draws exactly what a lone run with its seed would draw.")
-        else:
-            st.caption("On this CPU the runs train **one after another in lock-step**, each with the "
-                       "hand-derived gradients of the fast path: faster here than one batched ensemble, "
-                       "which the grid uses on a GPU. Each run draws exactly what a lone run with its seed "
-                       "would draw, so the results are the same either way.")
+        factory = partial(Grid.make_grid, replace(cfg))
+        st.caption("Each run of the grid is the very run the 2-D page would train with those settings, "
+                   "all of them in lock-step: the same data, weights and noise for equal seeds.")
 except ValueError as err:
     error, factory, cfg = str(err), None, None
 
-session = visitor_session()
+session = visitor_session("compare", new_session)
 st.session_state[P + "session"] = session
 if error:
     st.error(f"Cannot build this comparison: {error}")
@@ -132,24 +126,7 @@ if st.session_state.get(P + "cold") != cold:
 
 
 # ----------------------------------------------------------------------------- controls
-def run_control(action) -> None:
-    try:
-        if action() is False or session.state == "error":
-            st.session_state[P + "notice"] = session.message
-    except ValueError as err:
-        st.session_state[P + "notice"] = str(err)
-
-
-running = session.state == "running"
-c1, c2, c3, c4 = st.columns(4)
-c1.button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
-          disabled=running, on_click=run_control, args=(session.start,))
-c2.button("Pause", disabled=not running, width="stretch", on_click=run_control, args=(session.pause,))
-c3.button(f"Step +{STEP_CLICK}", disabled=running, width="stretch", on_click=run_control,
-          args=(lambda: session.step(STEP_CLICK),))
-c4.button("Reset", width="stretch", on_click=run_control, args=(lambda: session.reset(factory),))
-if P + "notice" in st.session_state:
-    st.warning(st.session_state.pop(P + "notice"))
+run_buttons(session, P, step_n=STEP_CLICK, reset=lambda: session.reset(factory))
 try:
     if session.state == "idle":
         session.prepare()
@@ -165,7 +142,7 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
     if drawn is None or drawn[0] is not snap or drawn[1] != scale:   # draw each snapshot once
         size = 2.6 if small else 4.0
         figures = st.session_state.get(P + "figures") or []   # updated in place: about twice as fast
-        panels = C.scaled_panels(snap.panels, scale)
+        panels = plots.scaled_panels(snap.panels, scale)
         figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
                                      size=size, dpi=80, reuse=figures[i] if i < len(figures) else None)
                    for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
@@ -176,7 +153,7 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
     for row in range(0, len(frames), columns):
         cols = st.columns(columns)
         for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
-            p, m = snap.panels[i], snap.panels[i].metrics
+            m = snap.panels[i].metrics
             col.image(frames[i], width="stretch", output_format="PNG")
             if snap.diverged[i]:
                 col.error(f"{snap.labels[i]}: {snap.diverged[i]}")
@@ -199,8 +176,7 @@ def live_view() -> None:
     if snap is None:
         st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
         return
-    speed = f" · {session.steps_per_s:.0f} steps/s" if state == "running" else ""
-    st.markdown(f"**Step {snap.step:,}** · {state}{speed} · {session.run_seconds:.0f} s of training · colour "
+    st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · colour "
                 f"scale: {scale}")
     if mode == MODES[1]:
         draw_panels(snap, len(cfg.datasets), small=False)
@@ -219,7 +195,7 @@ def w1_curves() -> None:
     """The W1 curves of a side-by-side comparison: they change slowly, so they redraw less often."""
     snap, log = session.latest(), session.metrics_log()
     if mode == MODES[0] and snap is not None and len(log) > 1:
-        st.altair_chart(C.w1_chart(log, snap.labels), width="stretch")
+        st.altair_chart(charts.w1_chart(log, snap.labels), width="stretch")
 
 
 live_view()
@@ -235,7 +211,7 @@ if mode == MODES[0] and session.latest() is not None:
         st.caption(f"{len(strip)} frame(s) at steps {', '.join(str(s.step) for s in strip)}; at most "
                    f"{cfg.strip_max} are kept (the interval doubles when full). Colour scale: {scale}.")
         d1, d2 = st.columns(2)
-        d1.download_button("Strip sheet (PNG)", lambda: C.strip_sheet_png(strip, scale), "compare_strip.png",
+        d1.download_button("Strip sheet (PNG)", lambda: plots.strip_sheet_png(strip, scale), "compare_strip.png",
                            "image/png", on_click="ignore")
-        d2.download_button("Side-by-side (GIF)", lambda: C.strip_gif(strip, scale), "compare_strip.gif",
+        d2.download_button("Side-by-side (GIF)", lambda: plots.strip_gif(strip, scale), "compare_strip.gif",
                            "image/gif", on_click="ignore")

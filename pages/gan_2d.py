@@ -9,14 +9,16 @@ from functools import partial
 
 import streamlit as st
 
-from explorer import plots
-from explorer.metrics import toy_snapshot
+from explorer import charts, plots
+from explorer.checkpoints import checkpoint_bytes
+from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.pool import get_pool
 from explorer.session import Session
-from explorer.toy_data import NAMES, parse_points_csv
-from explorer.training import (DEVICES, HOT_FIELDS, ToyConfig, checkpoint_bytes, describe_toy_checkpoint,
-                               make_toy_trainer, toy_trainer_from_bytes)
+from explorer.toy_data import parse_points_csv
+from explorer.toy_training import (ToyConfig, describe_toy_checkpoint, make_toy_trainer, metrics_table,
+                                   toy_snapshot, toy_trainer_from_bytes)
 from ui.navigation import run_inside_app_navigation
+from ui.run_controls import run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -30,12 +32,11 @@ STEP_CLICK = 10        # generator steps per click on "Step"
 P = "g2_"              # prefix of this page's session_state keys
 
 DEFAULT = ToyConfig()
-LOSSES = ("gan", "wgan", "wgan-gp")
 LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 CLIPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # What a URL may set: a tuple of allowed values, or (low, high, type) for a range.
 SETTINGS = {
-    "dataset": NAMES, "loss": LOSSES, "lam": (0.0, 50.0, float), "clip": CLIPS,
+    "dataset": TOY_DATASETS, "loss": LOSSES, "lam": (0.0, 50.0, float), "clip": CLIPS,
     "n_critic": (1, 20, int), "lr_g": LRS, "lr_c": LRS, "optimizer": ("adam", "rmsprop"),
     "batch_size": (64, 128, 256, 512), "width": (32, 64, 128, 256, 512), "depth": (1, 6, int),
     "seed": (0, 2**31 - 1, int), "device": DEVICES,
@@ -69,9 +70,8 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-@st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
-def visitor_session() -> Session:
-    """One training run per visitor, in a worker process; released when the visitor leaves."""
+def new_session() -> Session:
+    """This page's run handle: the run trains in a worker process; the page draws its snapshots."""
     return Session(None, partial(toy_snapshot, grid=LIVE_GRID), hot_fields=HOT_FIELDS,
                    snapshot_every_s=SNAPSHOT_S, still_snapshot_fn=partial(toy_snapshot, grid=STILL_GRID))
 
@@ -135,15 +135,12 @@ if P + "init" not in st.session_state:   # first run of this visitor: URL settin
         st.warning(f"Ignored settings in the link that are out of range or unreadable: {', '.join(bad)}. "
                    "Using the defaults for those.")
 
-session = visitor_session()
+session = visitor_session("gan_2d", new_session)
 st.session_state[P + "session"] = session   # tests and teardown reach the run through this
 
 with st.sidebar:
     st.header("Data and model")
-    st.selectbox("Dataset", NAMES, key=P + "dataset",
-                 format_func=lambda n: {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians",
-                                        "swissroll": "Swiss roll", "ring": "Ring",
-                                        "points": "My points (CSV)"}[n])
+    st.selectbox("Dataset", TOY_DATASETS, key=P + "dataset", format_func=TOY_DATASET_NAMES.get)
     points = points_digest = None
     if st.session_state[P + "dataset"] == "points":
         upload = st.file_uploader("CSV of x,y rows", type=["csv", "txt"], key=P + "points_file")
@@ -199,30 +196,8 @@ elif st.session_state.get(P + "hot") != hot:
 ready = not (values["dataset"] == "points" and points is None)
 
 
-def run_control(action) -> None:
-    """on_click of a control: act before the page redraws, so the buttons show the new state."""
-    try:
-        if action() is False or (action is step_once and session.message):
-            st.session_state[P + "notice"] = session.message
-    except ValueError as err:           # e.g. a device this machine lacks
-        st.session_state[P + "notice"] = str(err)
-
-
-def step_once():
-    return session.step(STEP_CLICK)
-
-
-running = session.state == "running"
-c1, c2, c3, c4 = st.columns(4)
-c1.button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
-          disabled=running or not ready, on_click=run_control, args=(session.start,))
-c2.button("Pause", disabled=not running, width="stretch", on_click=run_control, args=(session.pause,))
-c3.button(f"Step +{STEP_CLICK}", disabled=running or not ready, width="stretch",
-          on_click=run_control, args=(step_once,))
-c4.button("Reset", width="stretch", on_click=run_control,
-          args=(lambda: session.reset(partial(make_toy_trainer, replace(cfg), points)),))
-if P + "notice" in st.session_state:
-    st.warning(st.session_state.pop(P + "notice"))
+run_buttons(session, P, step_n=STEP_CLICK, can_train=ready,
+            reset=lambda: session.reset(partial(make_toy_trainer, replace(cfg), points)))
 try:
     if ready and session.state == "idle":
         session.prepare()            # show the untrained critic at step 0
@@ -273,12 +248,11 @@ def live_view() -> None:
                      help="Generated points within 3 standard deviations of a mode centre.")
     right.metric("‖∇f‖ on interpolates", f"{m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}",
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
-    speed = f" · {session.steps_per_s:.0f} steps/s" if state == "running" else ""
-    right.caption(f"{state}{speed} · {session.run_seconds:.0f} s of training")
+    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training")
 
 
 @st.fragment(run_every=CHART_S if running else None)
-def charts() -> None:
+def curves() -> None:
     snap = session.latest()
     if snap is None or not snap.history:
         return
@@ -286,14 +260,14 @@ def charts() -> None:
     a, b = st.columns(2)
     # Heights come from the charts themselves: a fixed element height would squash the plot
     # under its legend.
-    a.altair_chart(plots.distance_chart(snap.history, log), width="stretch")
-    b.altair_chart(plots.loss_chart(snap.history), width="stretch")
+    a.altair_chart(charts.distance_chart(snap.history, log), width="stretch")
+    b.altair_chart(charts.loss_chart(snap.history), width="stretch")
     if any(r.get("modes") is not None for r in log):
-        st.altair_chart(plots.quality_chart(log), width="stretch")
+        st.altair_chart(charts.quality_chart(log), width="stretch")
 
 
 live_view()
-charts()
+curves()
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -314,7 +288,7 @@ if snap is not None:
         d1, d2, d3, d4, d5 = st.columns(5)
         d1.download_button("Frame (PNG)", plots.figure_png(plots.field_frame(snap, arrows=arrows,
                            grad_map=grad_map)), "gan2d_frame.png", "image/png", on_click="ignore")
-        d2.download_button("Metrics (CSV)", plots.history_table(snap.history, session.metrics_log())
+        d2.download_button("Metrics (CSV)", metrics_table(snap.history, session.metrics_log())
                            .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")
         d3.download_button("Config (JSON)", json.dumps(asdict(cfg), indent=2), "gan2d_config.json",
                            "application/json", on_click="ignore")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import histogram_charts as charts
+from explorer import charts
 from explorer import histograms as H
 from explorer.distances import emd_plan, summary
 from ui.navigation import run_inside_app_navigation

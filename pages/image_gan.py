@@ -5,23 +5,24 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot, image_trainer_from_bytes,
-                                     make_image_trainer, samples_from_checkpoint)
-from explorer.models import NORMS
-from explorer.plots import frames_to_gif, image_metrics_chart, loss_chart
+from explorer import choices as CH
+from explorer.charts import image_metrics_chart, loss_chart
+from explorer.checkpoints import checkpoint_bytes
+from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, NORMS
+from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot,
+                                     image_trainer_from_bytes, make_image_trainer, samples_from_checkpoint)
+from explorer.plots import frames_to_gif
 from explorer.pool import get_pool
 from explorer.session import Session
-from explorer.training import HOT_FIELDS, checkpoint_bytes
 from explorer.uploads import load_uploaded_images
 from ui.navigation import run_inside_app_navigation
+from ui.run_controls import run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
 # Short names: the sidebar's select box cuts longer ones; the download sizes are in the help text.
-DATASET_NAMES = {"shapes": "Shapes (built in)", "mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST",
-                 "upload": "Your own pictures"}
-LOSS_NAMES = {"gan": "GAN (BCE)", "wgan": "WGAN (weight clipping)", "wgan-gp": "WGAN-GP (gradient penalty)"}
+DATASET_NAMES, LOSS_NAMES = IMAGE_DATASET_NAMES, CH.LOSS_NAMES
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -42,13 +43,8 @@ def decode_uploads(files: tuple[tuple[str, bytes], ...], size: int, channels: in
     return images, skipped
 
 
-def release_session(session: Session) -> None:
-    session.close()
-
-
-@st.cache_resource(scope="session", on_release=release_session, show_spinner=False)
-def get_session() -> Session:
-    """One training run per visitor, in a worker process; the factory is swapped on Reset."""
+def new_session() -> Session:
+    """This page's run handle: the run trains in a worker process; the factory is swapped on Reset."""
     # Sliced W and diversity are re-measured at most every 2 s while training, but always after a
     # manual step, on pause and at the end, when the user reads them.
     return Session(None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.3,
@@ -68,7 +64,7 @@ with st.sidebar:
     dataset = st.selectbox("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, key="img_dataset",
                            help="Shapes are drawn on the fly (no download). MNIST (10 MB) and Fashion-MNIST "
                                 "(30 MB) download once into the app's cache folder.")
-    size = st.selectbox("Image size", [28, 32, 64], key="img_size",
+    size = st.selectbox("Image size", CH.IMAGE_SIZES, key="img_size",
                         help="28x28 grey is fast on a CPU; 64x64 colour is the lecture notes' size.")
     colour = st.toggle("Colour", value=size != 28, key="img_colour",
                        disabled=dataset in ("mnist", "fashion-mnist"))
@@ -76,34 +72,35 @@ with st.sidebar:
     loss = st.radio("Loss", list(LOSS_NAMES), format_func=LOSS_NAMES.get,
                     index=list(LOSS_NAMES).index(ImageConfig.loss), key="img_loss",
                     help="GAN is the default on a CPU: it runs several times more steps a minute than WGAN-GP.")
-    lam = st.slider("λ (gradient-penalty weight)", 0.0, 50.0, 10.0, 0.5, key="img_lam", disabled=loss != "wgan-gp")
-    clip = st.select_slider("clip c (weight clipping)", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1], 0.01,
+    base = ImageConfig.for_loss(loss)     # the settings that go with this loss: the widgets start there
+    lam = st.slider("λ (gradient-penalty weight)", 0.0, 50.0, base.lam, 0.5, key="img_lam", disabled=loss != "wgan-gp")
+    clip = st.select_slider("clip c (weight clipping)", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1], base.clip,
                             key="img_clip", disabled=loss != "wgan")
-    n_critic = st.slider("Critic iterations per generator step", 1, 10, 1 if loss == "gan" else 5, key=f"img_nc_{loss}")
-    lr_g = st.select_slider("Generator learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], 2e-4, key="img_lr_g")
-    lr_c = st.select_slider("Critic learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], 2e-4, key="img_lr_c")
+    n_critic = st.slider("Critic iterations per generator step", 1, 10, base.n_critic, key=f"img_nc_{loss}")
+    lr_g = st.select_slider("Generator learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], base.lr_g, key="img_lr_g")
+    lr_c = st.select_slider("Critic learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], base.lr_c, key="img_lr_c")
     with st.expander("Networks and optimizer"):
-        beta1 = st.slider("Adam β1", 0.0, 0.95, 0.5, 0.05, key="img_beta1")
-        beta2 = st.select_slider("Adam β2", [0.9, 0.99, 0.999], 0.999 if loss == "gan" else 0.9,
+        beta1 = st.slider("Adam β1", 0.0, 0.95, base.beta1, 0.05, key="img_beta1")
+        beta2 = st.select_slider("Adam β2", [0.9, 0.99, 0.999], base.beta2,
                                 key=f"img_beta2_{loss}", help="DCGAN uses 0.999, WGAN-GP 0.9.")
-        batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], 64, key="img_batch")
-        latent = st.select_slider("Latent size", [16, 32, 64, 100, 128], 100, key="img_latent")
-        g_feat = st.select_slider("Generator feature maps", [8, 16, 32, 64], 32, key="img_gf")
-        c_feat = st.select_slider("Critic feature maps", [8, 16, 32, 64], 32, key="img_cf")
-        g_norm = st.selectbox("Generator norm", NORMS, key="img_gnorm")
+        batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], base.batch_size, key="img_batch")
+        latent = st.select_slider("Latent size", [16, 32, 64, 100, 128], base.latent_dim, key="img_latent")
+        g_feat = st.select_slider("Generator feature maps", [8, 16, 32, 64], base.g_features, key="img_gf")
+        c_feat = st.select_slider("Critic feature maps", [8, 16, 32, 64], base.c_features, key="img_cf")
+        g_norm = st.selectbox("Generator norm", NORMS, NORMS.index(base.g_norm), key="img_gnorm")
         c_norms = [n for n in NORMS if not (loss == "wgan-gp" and n == "batch")]
-        c_norm = st.selectbox("Critic norm", c_norms, key=f"img_cnorm_{loss}",
+        c_norm = st.selectbox("Critic norm", c_norms, c_norms.index(base.c_norm), key=f"img_cnorm_{loss}",
                               help="No batch norm with a gradient penalty: it mixes the images of a batch.")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="img_seed")
-        device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="img_device")
-        amp = st.selectbox("Mixed precision (CUDA only)", ["off", "bf16", "fp16"], key="img_amp",
+        device = st.selectbox("Device", CH.DEVICES, key="img_device")
+        amp = st.selectbox("Mixed precision (CUDA only)", CH.PRECISIONS, key="img_amp",
                            help="A no-op on the CPU.")
 
 channels = 1 if (dataset in ("mnist", "fashion-mnist") or not colour) else 3
-cfg = ImageConfig(loss=loss, lam=lam, clip=clip, n_critic=n_critic, lr_g=lr_g, lr_c=lr_c, beta1=beta1,
-                  beta2=beta2, batch_size=batch, seed=int(seed), device=device, dataset=dataset,
-                  image_size=size, channels=channels, latent_dim=latent, g_features=g_feat,
-                  c_features=c_feat, g_norm=g_norm, c_norm=c_norm, amp=amp)
+cfg = ImageConfig.for_loss(loss, lam=lam, clip=clip, n_critic=n_critic, lr_g=lr_g, lr_c=lr_c, beta1=beta1,
+                           beta2=beta2, batch_size=batch, seed=int(seed), device=device, dataset=dataset,
+                           image_size=size, channels=channels, latent_dim=latent, g_features=g_feat,
+                           c_features=c_feat, g_norm=g_norm, c_norm=c_norm, amp=amp)
 
 uploads = None
 if dataset == "upload":
@@ -117,7 +114,7 @@ if dataset == "upload":
     if uploads is None:
         st.info("Upload a few pictures (or a zip) to train on them; they are resized and centre-cropped.")
 
-session = get_session()
+session = visitor_session("image_gan", new_session)
 cold = {k: v for k, v in asdict(cfg).items() if k not in HOT_FIELDS}
 if ss.get("img_cold") != (cold, None if uploads is None else uploads.shape) and not ss.get("img_resumed"):
     session.reset(partial(make_image_trainer, replace(cfg), uploads))
@@ -129,16 +126,6 @@ if ss.get("img_hot") != hot:             # a slider moved: the worker applies it
     ss.img_hot = hot
 
 
-def guarded(action) -> None:
-    """on_click of a control: act before the page redraws (so the buttons show the new state); bad
-    settings or a missing dataset become a message, never a traceback."""
-    try:
-        if action() is False and session.message:
-            ss.img_notice = ("warning", session.message)
-    except (ValueError, OSError) as err:
-        ss.img_notice = ("error", str(err))
-
-
 def reset_run() -> None:
     ss.img_resumed = False
     ss.pop("img_cold", None)      # the page below builds a fresh trainer from the settings
@@ -147,23 +134,14 @@ def reset_run() -> None:
 
 can_train = dataset != "upload" or uploads is not None
 running = session.state == "running"
-cols = st.columns(4)
-cols[0].button("Resume" if session.state == "paused" else "Start", type="primary", width="stretch",
-               disabled=running or not can_train, key="img_start", on_click=guarded, args=(session.start,))
-cols[1].button("Pause", width="stretch", disabled=not running, key="img_pause",
-               on_click=lambda: session.pause("Paused."))
-cols[2].button("Train 20 steps", width="stretch", disabled=running or not can_train, key="img_step",
-               help="Step by hand while paused", on_click=guarded, args=(lambda: session.step(20),))
-cols[3].button("Reset", width="stretch", key="img_reset", on_click=reset_run)
-if "img_notice" in ss:
-    kind, text = ss.pop("img_notice")
-    (st.error if kind == "error" else st.warning)(text)
+run_buttons(session, "img_", step_n=20, step_label="Train 20 steps", reset=reset_run, can_train=can_train,
+            pause_message="Paused.")
 
 
 def state_label(state: str, step: int | None) -> str:
     """What the run is doing, in words: 'idle' after manual steps would read as 'nothing happened'."""
     if state == "running":
-        return f"training… {session.steps_per_s:.0f} steps/s"
+        return f"training…{speed(session)}"
     if state == "error":
         return "failed"
     if not step:

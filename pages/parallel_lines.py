@@ -1,11 +1,9 @@
 """Parallel lines (WGAN paper, Example 1): only W tells a generator which way to move."""
 import math
 
-import altair as alt
-import numpy as np
-import pandas as pd
 import streamlit as st
 
+from explorer import charts
 from explorer import lines as L
 from explorer.pool import get_pool
 from ui.navigation import run_inside_app_navigation
@@ -13,8 +11,7 @@ from ui.navigation import run_inside_app_navigation
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
-P0_COLOUR, PT_COLOUR, W_COLOUR = "#4c78a8", "#f58518", "#54a24b"
-NAMES = {"tv": "TV", "kl": "KL(P0‖Pθ)", "js": "JS", "w": "W"}
+NAMES = charts.LINE_NAMES
 
 
 def show(value: float, digits: int = 4) -> str:
@@ -72,80 +69,17 @@ st.caption("Measured W: exact EMD on the two point clouds (POT, Euclidean cost).
            "JS = ½ KL(P‖M) + ½ KL(Q‖M) ≤ log 2 (some lecture notes drop the ½ or take the max over points).")
 
 # ----------------------------------------------------------------------------- the samples
-samples = pd.DataFrame({
-    "x": np.concatenate([point.p0[:, 0], point.pt[:, 0]]),
-    "y": np.concatenate([point.p0[:, 1], point.pt[:, 1]]),
-    "sample": ["P0"] * n + ["Pθ"] * n})
-left_edge = min(0.0, theta)
-edges = left_edge + bin_width * np.arange(-math.ceil(1.1 / bin_width), math.ceil(2.2 / bin_width) + 1)
-edges = pd.DataFrame({"x": edges[(edges >= -1.1) & (edges <= 1.1)]})
-colours = alt.Scale(domain=["P0", "Pθ"], range=[P0_COLOUR, PT_COLOUR])
-x_axis = alt.X("x:Q", scale=alt.Scale(domain=[-1.1, 1.1]), title="x")
-grid = alt.Chart(edges).mark_rule(color="#ddd").encode(x=x_axis)
-dots = alt.Chart(samples).mark_circle(size=18, opacity=0.7).encode(
-    x=x_axis, y=alt.Y("y:Q", scale=alt.Scale(domain=[0, 1]), title="z"),
-    color=alt.Color("sample:N", scale=colours, title=None), tooltip=["sample", "x", "y"])
-st.altair_chart((grid + dots).properties(height=260, title="Samples (grey: histogram column edges)"),
-                width="stretch")
-
-
-# ----------------------------------------------------------------------------- curves against theta
-def curve_frame(key: str) -> tuple[pd.DataFrame, float]:
-    """Long table of the analytic and measured curve of one distance; ∞ drawn at a ceiling."""
-    finite = [v for v in (*curve.analytic[key], *curve.measured[key]) if math.isfinite(v)]
-    top = max(1.0, max(finite, default=1.0)) * 1.15
-    rows = []
-    for source, values in (("exact", curve.analytic[key]), ("from samples", curve.measured[key])):
-        for t, v in zip(curve.thetas, values):
-            # TV, KL and JS jump at 0: draw each side separately so no line bridges the jump
-            side = "all" if key == "w" else ("zero" if t == 0 else ("left" if t < 0 else "right"))
-            rows.append({"θ": t, "value": min(v, top), "shown": show(v), "source": source,
-                         "infinite": bool(math.isinf(v)), "side": side})
-    return pd.DataFrame(rows), top
-
-
-def curve_chart(key: str) -> alt.LayerChart:
-    frame, top = curve_frame(key)
-    unit_text = f" [{unit}]" if key in ("kl", "js") else ""
-    y = alt.Y("value:Q", scale=alt.Scale(domain=[0, top]), title=NAMES[key] + unit_text)
-    x = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
-    tip = ["θ", "shown", "source"]
-    exact = frame[frame.source == "exact"]
-    line = alt.Chart(exact[exact.side != "zero"]).mark_line(color="#333").encode(x=x, y=y, detail="side", tooltip=tip)
-    dot0 = alt.Chart(exact[exact["θ"] == 0]).mark_point(color="#333", filled=True, size=40).encode(x=x, y=y, tooltip=tip)
-    measured = alt.Chart(frame[frame.source == "from samples"]).mark_point(size=30, opacity=0.8).encode(
-        x=x, y=y, tooltip=tip, color=alt.value(W_COLOUR if key == "w" else PT_COLOUR),
-        shape=alt.Shape("infinite:N", scale=alt.Scale(domain=[False, True], range=["circle", "triangle-up"]),
-                        legend=None))
-    now = alt.Chart(pd.DataFrame({"θ": [theta]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x=x)
-    chart = now + measured + line + dot0
-    # Say in the chart itself that the top edge stands for ∞: as a subtitle, clear of the curves
-    # (a blank one elsewhere keeps the four plots of the grid aligned).
-    note = "▲ and the top line: ∞" if frame["infinite"].any() else " "
-    title = alt.TitleParams(NAMES[key], subtitle=note, subtitleColor="#666", subtitleFontSize=11)
-    return chart.properties(height=220, title=title)
-
+st.altair_chart(charts.lines_samples_chart(point.p0, point.pt, theta, bin_width), width="stretch")
 
 st.subheader("The four distances against θ")
 st.caption("Black: exact. Dots: measured from the samples (same seed at every θ). ▲: infinite, drawn at the top.")
 for col, key in zip([*st.columns(2), *st.columns(2)], ("tv", "kl", "js", "w")):
-    col.altair_chart(curve_chart(key), width="stretch")
+    col.altair_chart(charts.lines_curve_chart(curve, key, theta, unit), width="stretch")
 
 # ----------------------------------------------------------------------------- the gradient story
 st.subheader("The gradient a generator would get: d/dθ")
-# TV and JS have the same derivative (0): one series, so neither line hides the other
-rows = [{"θ": t, "d/dθ": curve.gradients[k][i], "distance": name, "side": "left" if t < 0 else "right"}
-        for k, name in (("tv", "TV and JS"), ("w", "W")) for i, t in enumerate(curve.thetas) if t != 0]
-grad = pd.DataFrame(rows)
-slope = pd.DataFrame({"θ": curve.thetas, "d/dθ": curve.w_slope})
-gx = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
-gy = alt.Y("d/dθ:Q", scale=alt.Scale(domain=[-1.2, 1.2]))
-glines = alt.Chart(grad).mark_line(strokeWidth=2).encode(
-    x=gx, y=gy, detail="side", color=alt.Color("distance:N", legend=alt.Legend(orient="bottom", title=None),
-                                               scale=alt.Scale(domain=["TV and JS", "W"], range=["#e45756", W_COLOUR])))
-gdots = alt.Chart(slope).mark_point(color=W_COLOUR, size=20).encode(x=gx, y=gy, tooltip=["θ", "d/dθ"])
 left, right = st.columns([3, 2])
-left.altair_chart((glines + gdots).properties(height=220), width="stretch")
+left.altair_chart(charts.lines_gradient_chart(curve), width="stretch")
 right.markdown(
     "- **TV, JS**: flat (d/dθ = 0) on both sides of 0 and a jump at 0: a generator at θ ≠ 0 learns nothing.\n"
     "- **KL**: ∞ for every θ ≠ 0, so it has no derivative at all (∞ − ∞ is undefined).\n"
@@ -195,17 +129,8 @@ def critic_section() -> None:
     m1.metric("Fitted κ", f"{result.kappa:.4f}")
     m2.metric("Largest κ this clip allows", f"{bound:.4f}",
               help="With |weights| ≤ c and sigmoid' ≤ ¼, the critic's slope along x is at most (hidden units)·c²/4.")
-    fit = pd.DataFrame({"θ": curve.thetas, "κ·|θ| (fit)": result.kappa * np.abs(curve.thetas),
-                        "W = |θ| (exact)": np.abs(curve.thetas)}).melt("θ", var_name="curve", value_name="value")
-    est = pd.DataFrame({"θ": result.thetas, "value": result.estimates})
-    kx = alt.X("θ:Q", scale=alt.Scale(domain=[-1, 1]))
-    klines = alt.Chart(fit).mark_line().encode(
-        x=kx, y=alt.Y("value:Q", title="E f(P0) − E f(Pθ)"),
-        color=alt.Color("curve:N", scale=alt.Scale(domain=["κ·|θ| (fit)", "W = |θ| (exact)"], range=[PT_COLOUR, "#333"]),
-                        legend=alt.Legend(orient="bottom", title=None)))
-    kdots = alt.Chart(est).mark_point(filled=True, size=50, color=PT_COLOUR).encode(x=kx, y="value:Q",
-                                                                                    tooltip=["θ", "value"])
-    st.altair_chart((klines + kdots).properties(height=260), width="stretch")
+    st.altair_chart(charts.lines_kappa_chart(curve.thetas, result.kappa, result.thetas, result.estimates),
+                    width="stretch")
     st.caption("Dots: each critic's estimate on fresh samples. The critic sees the gap for any θ ≠ 0 and "
                "its estimate grows with |θ|: the smooth signal a WGAN generator follows.")
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from explorer.checkpoints import checkpoint_bytes
 from explorer.toy_data import MAX_POINTS
-from explorer.training import ToyConfig, checkpoint_bytes, make_toy_trainer
+from explorer.toy_training import ToyConfig, make_toy_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "fuzzpwn"

@@ -84,7 +84,8 @@ def test_toy_end_to_end_writes_every_output(tmp_path):
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss_c,loss_g") and len(rows) == 7
     # the checkpoint loads back (weights_only) and resumes at step 6
-    from explorer.training import load_checkpoint, toy_trainer_from_checkpoint
+    from explorer.checkpoints import load_checkpoint
+    from explorer.toy_training import toy_trainer_from_checkpoint
     trainer = toy_trainer_from_checkpoint(load_checkpoint(out / "checkpoint.pt"))
     assert trainer.step_count == 6
 

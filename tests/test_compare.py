@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from explorer import charts, plots
 from explorer import compare as C
 from explorer import grid as Grid
-from explorer import training
-from explorer.training import ToyConfig
+from explorer.toy_training import ToyConfig, make_toy_trainer
 
 TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=2, device="cpu")
 
@@ -69,11 +69,11 @@ def test_lockstep_steps_and_strip_at_exact_steps():
     assert [s.step for s in runs.strip] == [0, 4, 8, 12]
     runs.step(4)
     assert [s.step for s in runs.strip] == [0, 8, 16] and runs.strip_every == 8
-    png = C.strip_sheet_png(runs.strip)
+    png = plots.strip_sheet_png(runs.strip)
     sheet = Image.open(io.BytesIO(png))
-    row = C.strip_images(runs.strip[:1])[0]
+    row = plots.strip_images(runs.strip[:1])[0]
     assert sheet.size == (row.shape[1] // 2 * 3, row.shape[0] * 2)   # 3 steps across, 2 runs down
-    gif = Image.open(io.BytesIO(C.strip_gif(runs.strip)))
+    gif = Image.open(io.BytesIO(plots.strip_gif(runs.strip)))
     assert gif.n_frames == 3
 
 
@@ -87,20 +87,20 @@ def test_validation_messages():
     with pytest.raises(ValueError, match="Unknown preset"):
         C.preset_config("nope")
     with pytest.raises(ValueError, match="colour scale"):
-        C.scaled_panels([], "rainbow")
+        plots.scaled_panels([], "rainbow")
 
 
 def test_scaled_panels_share_a_range():
     runs = C.make_runs(small(C.preset_config("WGAN-GP vs weight clipping", TINY), strip_every=0))
     runs.step(5)
     panels = runs.snapshot().panels
-    std = C.scaled_panels(panels, "standardized, shared")
+    std = plots.scaled_panels(panels, "standardized, shared")
     assert std[0][1] == std[1][1] and std[0][2] == std[1][2]
     for p, lo, hi in std:
         assert abs(p.field.mean()) < 1e-6 and p.field.std() == pytest.approx(1.0, rel=1e-6)
         assert lo <= p.field.min() and p.field.max() <= hi
-    assert all(lo is None for _, lo, _ in C.scaled_panels(panels, "per panel"))
-    raw = C.scaled_panels(panels, "raw, shared")
+    assert all(lo is None for _, lo, _ in plots.scaled_panels(panels, "per panel"))
+    raw = plots.scaled_panels(panels, "raw, shared")
     assert raw[0][1] == min(float(p.field.min()) for p in panels)
 
 
@@ -124,12 +124,10 @@ def test_critic_only_fixed_generator_is_data_plus_unit_noise():
     assert float(noise.std()) == pytest.approx(1.0, abs=0.02)
 
 
-@pytest.mark.parametrize("engine", ["ensemble", "lone"])
-def test_grid_runs_snapshot_and_table(engine):
+def test_grid_runs_snapshot_and_table():
     cfg = Grid.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
-                          field_b="n_critic", values_b=(1, 2), n=32, grid=8, engine=engine)
-    runs = Grid.GridRuns(cfg)
-    assert runs.engine == engine
+                          field_b="n_critic", values_b=(1, 2), n=32, grid=8)
+    runs = Grid.make_grid(cfg)
     runs.step(6)
     snap = runs.snapshot()
     assert snap.step == runs.step_count == 6 and len(snap.panels) == 4 and snap.labels[0] == "lam=0.1, n_critic=1"
@@ -138,42 +136,33 @@ def test_grid_runs_snapshot_and_table(engine):
     assert w1 == sorted(w1) and set(table["lam"]) == {0.1, 10.0}
     with pytest.raises(ValueError, match="at most 16"):
         Grid.GridConfig(values_a=tuple(range(1, 10))).member_configs()
-    with pytest.raises(ValueError, match="engine"):
-        Grid.GridConfig(engine="gpu-please").member_configs()
+    with pytest.raises(ValueError, match="can vary"):
+        Grid.GridConfig(field_a="width").member_configs()
 
 
-def test_grid_engines_train_the_same_members(float64_default):
-    """The batched ensemble and lone trainers compute the same runs from the same draws."""
-    snaps = []
-    for engine in ("ensemble", "lone"):
-        cfg = Grid.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
-                              field_b="seed", values_b=(0, 3), n=32, grid=8, engine=engine)
-        runs = Grid.GridRuns(cfg)
-        runs.step(5)
-        runs.update(lr_c=5e-4)
-        runs.step(3)
-        snaps.append(runs.snapshot())
-    for a, b in zip(*(s.panels for s in snaps)):
-        np.testing.assert_allclose(a.fake, b.fake, rtol=1e-7, atol=1e-8)
-        np.testing.assert_allclose(a.field, b.field, rtol=1e-7, atol=1e-8)
-
-
-def test_grid_auto_engine_is_lone_on_cpu(monkeypatch):
-    assert Grid.GridConfig(base=replace(TINY, device="cpu")).resolved_engine() == "lone"
-    monkeypatch.setattr(training, "FAST_CPU", False)
-    assert Grid.GridConfig(base=replace(TINY, device="cpu")).resolved_engine() == "ensemble"
+def test_a_grid_member_is_the_lone_run_with_its_settings():
+    cfg = Grid.GridConfig(base=replace(TINY, width=8), field_a="lam", values_a=(0.1, 10.0),
+                          field_b="seed", values_b=(0, 3), n=32, grid=8)
+    runs = Grid.make_grid(cfg)
+    runs.step(5)
+    lone = make_toy_trainer(replace(TINY, width=8, lam=10.0, seed=3))
+    lone.step(5)
+    member = runs.trainers[3]                                  # lam 10, seed 3 (row-major)
+    assert (member.cfg.lam, member.cfg.seed) == (10.0, 3)
+    for a, b in zip(member.generator.parameters(), lone.generator.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_w1_chart_has_a_line_per_run():
     log = [{"step": s, "w1_exact": [1.0 / (s + 1), 2.0], "w1_floor": [0.1, 0.1]} for s in range(3)]
-    data = C.w1_chart(log, ["a", "b"]).to_dict()["datasets"]
+    data = charts.w1_chart(log, ["a", "b"]).to_dict()["datasets"]
     rows = next(iter(data.values()))
     assert {r["run"] for r in rows} == {"a", "b"} and len(rows) == 12
 
 
 def test_w1_chart_keeps_its_plot_and_shows_dashes_in_the_legend():
     log = [{"step": s, "w1_exact": [1.0 / (s + 1), 2.0], "w1_floor": [0.1, 0.1]} for s in (0, 10, 20)]
-    spec = C.w1_chart(log, ["run a", "run b"]).to_dict()
+    spec = charts.w1_chart(log, ["run a", "run b"]).to_dict()
     assert "fit-x" in str(spec["autosize"])        # the legend below does not eat the plot's height
     assert spec["encoding"]["strokeDash"]["legend"] is None and "dashed" in str(spec["title"])
     assert spec["encoding"]["color"]["legend"]["symbolType"] == "stroke"

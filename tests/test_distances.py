@@ -7,8 +7,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, wasserstein_distance
 
-from explorer.distances import (GROUNDS, emd, emd_plan, ground_matrix, js, kl, rubner_emd, summary,
-                                tv)
+from explorer.choices import GROUNDS
+from explorer.distances import emd, emd_plan, ground_matrix, js, kl, rubner_emd, summary, tv
 
 RNG = np.random.default_rng(20240601)
 

@@ -1,23 +1,26 @@
-"""The CPU fast path (hand-derived gradients) against autograd, the trusted reference."""
+"""The closed-form engine (hand-derived gradients, explorer/fast_mlp.py) against autograd, the trusted
+reference: every gradient, then whole runs in float64 (same parameters, histories and random state)."""
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from explorer import fast_mlp as fm
-from explorer import training
-from explorer.losses import critic_terms, generator_loss, make_optimizer
+from explorer.losses import critic_terms, generator_loss
 from explorer.models import DCGANCritic, MLPCritic, MLPGenerator
-from explorer.training import ToyConfig, Trainer, make_toy_trainer
+from explorer.toy_training import ToyConfig, make_toy_trainer
+from explorer.training import Trainer
 
 
-def _float64_trainer(cfg: ToyConfig, fast: bool, monkeypatch) -> Trainer:
-    """A toy trainer in float64 (so the two paths may differ by round-off only), fast path on or off."""
-    monkeypatch.setattr(training, "FAST_CPU", fast)
+def _float64_trainer(cfg: ToyConfig, engine: str) -> Trainer:
+    """A toy trainer in float64 (so the two engines may differ by round-off only)."""
+    cfg = replace(cfg, engine=engine)
     t = make_toy_trainer(cfg)
     rng, src = t.rng, t.source
     t64 = Trainer(cfg, t.generator.double(), t.critic.double(), lambda n: src.sample(n, rng).double(),
                   lambda n: torch.randn(n, cfg.noise_dim, generator=rng, dtype=torch.float64), rng=rng)
-    assert (t64.fast is not None) == fast
+    assert t64.engine == engine
     return t64
 
 
@@ -81,15 +84,16 @@ def test_score_chain_is_the_input_gradient():
     assert len(chain) == 4 and chain[0].shape == (50, 32)
 
 
-@pytest.mark.parametrize("kind", ["wgan-gp", "wgan", "gan"])
+@pytest.mark.parametrize("kind, non_saturating", [("wgan-gp", True), ("wgan", True), ("gan", True), ("gan", False)])
 @pytest.mark.parametrize("n_critic", [1, 3])
 @pytest.mark.parametrize("reuse_fakes", [False, True])
-def test_fast_trainer_follows_the_autograd_trainer(kind, n_critic, reuse_fakes, monkeypatch):
-    """Same seed, same random draws, same maths: in float64 the two paths agree to round-off."""
-    cfg = dict(loss=kind, n_critic=n_critic, reuse_fakes=reuse_fakes, width=16, batch_size=32, seed=4)
+def test_closed_form_engine_follows_the_autograd_engine(kind, non_saturating, n_critic, reuse_fakes):
+    """Same seed, same random draws, same maths: in float64 the two engines agree to round-off."""
+    cfg = dict(loss=kind, non_saturating=non_saturating, n_critic=n_critic, reuse_fakes=reuse_fakes, width=16,
+               batch_size=32, seed=4)
     runs = []
-    for fast in (False, True):
-        t = _float64_trainer(ToyConfig(**cfg), fast, monkeypatch)
+    for engine in ("autograd", "closed_form"):
+        t = _float64_trainer(ToyConfig(**cfg), engine)
         t.step(12)
         runs.append(t)
     slow, fast = runs
@@ -102,11 +106,11 @@ def test_fast_trainer_follows_the_autograd_trainer(kind, n_critic, reuse_fakes, 
     assert slow.rng.get_state().equal(fast.rng.get_state())  # the same number of draws
 
 
-def test_rmsprop_and_hot_updates_take_the_fast_path(monkeypatch):
+def test_rmsprop_and_hot_updates_on_both_engines():
     cfg = dict(loss="wgan", optimizer="rmsprop", width=16, batch_size=32, seed=2, n_critic=2)
     runs = []
-    for fast in (False, True):
-        t = _float64_trainer(ToyConfig(**cfg), fast, monkeypatch)
+    for engine in ("autograd", "closed_form"):
+        t = _float64_trainer(ToyConfig(**cfg), engine)
         t.step(5)
         t.update(clip=0.05, n_critic=3, lr_c=2e-4)
         t.step(5)
@@ -121,7 +125,7 @@ def test_float32_gradients_at_default_size_match_autograd():
     (Whole runs are not compared in float32: Adam's first steps, about lr * sign(grad), turn round-off
     in near-zero gradients into lr-sized differences; the float64 comparisons above cover the runs.)"""
     t = make_toy_trainer(ToyConfig(seed=7, batch_size=256))
-    assert t.fast is not None
+    assert t.engine == "closed_form"          # "auto" on a CPU
     C, B = t.critic, 256
     real, fake = t.sample_real(B), t.sample_noise(B) * 2
     terms = critic_terms("wgan-gp", C, real, fake, 1.0, torch.Generator().manual_seed(9))
@@ -136,30 +140,14 @@ def test_float32_gradients_at_default_size_match_autograd():
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
 
 
-def test_optimizer_step_is_torchs_fused_adam_exactly():
-    torch.manual_seed(3)
-    nets = [MLPCritic(2, 8, 2) for _ in range(2)]
-    nets[1].load_state_dict(nets[0].state_dict())
-    opts = [make_optimizer("adam", n.parameters(), 1e-2, (0.5, 0.9)) for n in nets]
-    for _ in range(4):
-        grads = [torch.randn_like(p) for p in nets[0].parameters()]
-        for net, opt, run in zip(nets, opts, (lambda o: o.step(), fm.optimizer_step)):
-            for p, g in zip(net.parameters(), grads):
-                p.grad = g.clone()
-            run(opt)
-    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
-        assert torch.equal(a, b)
-    assert opts[0].state_dict()["state"][0]["step"] == opts[1].state_dict()["state"][0]["step"] == 4
-
-
-def test_optimizer_step_falls_back_for_other_optimizers():
-    p = nn.Parameter(torch.ones(3))
-    for opt in (torch.optim.RMSprop([p], lr=0.1), torch.optim.Adam([p], lr=0.1, amsgrad=True, fused=True),
-                torch.optim.Adam([p], lr=0.1, foreach=True)):
-        before = p.detach().clone()
-        p.grad = torch.ones(3)
-        fm.optimizer_step(opt)
-        assert (p.detach() < before).all()
+def test_the_relu_mask_without_the_private_op_is_the_same(monkeypatch):
+    """FUSED_RELU_MASK off (the benchmark's ablation row) computes the same gradients."""
+    g, a = torch.randn(50, 7), torch.randn(50, 7).relu()
+    fused = fm.relu_grad(g, a)
+    monkeypatch.setattr(fm, "FUSED_RELU_MASK", False)
+    assert torch.equal(fm.relu_grad(g, a), fused) and torch.equal(fused, g * (a > 0))
+    out = torch.empty_like(g)
+    assert fm.relu_grad(g, a, out=out) is out and torch.equal(out, fused)
 
 
 @pytest.mark.parametrize("shape", [(64, 48, 40), (64, 2, 40), (64, 40, 1), (3, 5, 7)])
@@ -172,17 +160,42 @@ def test_linear_matches_torch(shape):
     torch.testing.assert_close(fm.linear(x, wt.T), x @ wt, rtol=1e-5, atol=1e-4)  # a transposed view
 
 
-def test_only_plain_relu_mlps_on_cpu_are_supported():
+def test_the_closed_form_engine_refuses_what_it_cannot_do():
     G, C = MLPGenerator(2, 8, 2), MLPCritic(2, 8, 2)
-    assert fm.FastStep.supports(G, C, torch.device("cpu"))
-    assert not fm.FastStep.supports(G, C, torch.device("cuda"))
-    assert not fm.FastStep.supports(G, DCGANCritic(28, 1, 8, "none"), torch.device("cpu"))
+    cpu = torch.device("cpu")
+    assert fm.FastStep.refusal(G, C, cpu, "wgan-gp") is None
+    assert "CPU" in fm.FastStep.refusal(G, C, torch.device("cuda"), "wgan-gp")
+    assert "losses" in fm.FastStep.refusal(G, C, cpu, "hinge")
+    assert "MLP" in fm.FastStep.refusal(G, DCGANCritic(28, 1, 8, "none"), cpu, "gan")
+    C.net[-1].bias.requires_grad_(False)
+    assert "frozen" in fm.FastStep.refusal(G, C, cpu, "wgan")
+    C.net[-1].bias.requires_grad_(True)
     C.net[1] = nn.Tanh()
-    assert not fm.FastStep.supports(G, C, torch.device("cpu"))
+    assert "MLP" in fm.FastStep.refusal(G, C, cpu, "wgan")
     assert fm.mlp_layers(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))) is None
     assert fm.mlp_layers(nn.Linear(2, 3)) is None
 
 
+def test_a_frozen_critic_bias_stays_frozen_on_every_engine(caplog):
+    """The engines once differed here: the closed form trained a bias autograd left alone. Now the
+    closed form refuses such a run (and says so in the log), so every engine gives autograd's result."""
+    runs = []
+    for engine in ("autograd", "closed_form", "auto"):
+        t = make_toy_trainer(ToyConfig(loss="wgan", width=8, depth=1, batch_size=16, seed=1, engine=engine))
+        bias = t.critic.net[-1].bias
+        bias.requires_grad_(False)
+        with caplog.at_level("INFO", logger="explorer.training"):
+            t.fast = t._closed_form_step()     # the trainer's choice, made again now the bias is frozen
+        before = bias.detach().clone()
+        t.step(3)
+        assert t.engine == "autograd" and torch.equal(bias, before), engine
+        runs.append([p.detach().clone() for p in t.critic.parameters()])
+    assert "frozen" in caplog.text
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
+
+
 def test_keep_freed_memory_is_idempotent():
-    first = fm.keep_freed_memory()
-    assert isinstance(first, bool) and fm.keep_freed_memory() == first
+    from explorer.process import keep_freed_memory
+    first = keep_freed_memory()
+    assert isinstance(first, bool) and keep_freed_memory() == first

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.training import (CHECKPOINT_FORMAT, Diverged, ToyConfig, load_checkpoint, make_toy_trainer,
-                               toy_trainer_from_checkpoint)
+from explorer.checkpoints import CHECKPOINT_FORMAT, load_checkpoint
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_trainer_from_checkpoint
+from explorer.training import Diverged
 from fuzz_inputs import TOKEN, _Evil, _msg, png_bytes, sandbox, tiny_checkpoint, zip_of  # noqa: F401
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from explorer.training import CHECKPOINT_FORMAT, ToyConfig, checkpoint_bytes, load_checkpoint, make_toy_trainer
-from fuzz_inputs import (BAD_CSV, BAD_IMAGE_UPLOADS, ROOT, TOKEN, _Evil, _rows, sandbox,  # noqa: F401
-                         tiny_checkpoint)
+from explorer.checkpoints import CHECKPOINT_FORMAT, checkpoint_bytes, load_checkpoint
+from explorer.toy_training import ToyConfig, make_toy_trainer
+from fuzz_inputs import BAD_CSV, BAD_IMAGE_UPLOADS, ROOT, TOKEN, _Evil, _rows, sandbox, tiny_checkpoint  # noqa: F401
 
 PAGES_DIR = ROOT / "pages"
 RUN_S = 90   # a cold page run imports torch and builds a model: generous on a 2-core box

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from explorer import histogram_charts as charts
+from explorer import charts
 from explorer import histograms as H
 from explorer.distances import emd, emd_plan, summary
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.checkpoints import load_checkpoint, save_checkpoint
 from explorer.image_training import (ImageConfig, config_from_checkpoint, generator_from_checkpoint,
                                      image_snapshot, image_trainer_from_checkpoint, make_image_trainer,
                                      train_images)
 from explorer.metrics import diversity, sliced_w
-from explorer.models import NORMS, DCGANCritic, DCGANGenerator
-from explorer.training import load_checkpoint, save_checkpoint
+from explorer.choices import NORMS
+from explorer.models import DCGANCritic, DCGANGenerator
 
 TINY = dict(batch_size=8, g_features=8, c_features=8, latent_dim=16, n_metric=16)
 
@@ -54,19 +55,19 @@ def test_bad_network_settings_raise():
 
 
 def test_config_defaults_follow_the_loss():
-    assert ImageConfig(loss="gan").n_critic == 1 and ImageConfig(loss="gan").c_norm == "batch"
-    gp = ImageConfig(loss="wgan-gp")
+    assert ImageConfig.for_loss(loss="gan").n_critic == 1 and ImageConfig.for_loss(loss="gan").c_norm == "batch"
+    gp = ImageConfig.for_loss(loss="wgan-gp")
     assert gp.n_critic == 5 and gp.c_norm == "layer" and gp.channels == 1
-    assert ImageConfig(image_size=64).channels == 3 and ImageConfig(dataset="mnist", image_size=64).channels == 1
+    assert ImageConfig.for_loss(image_size=64).channels == 3 and ImageConfig.for_loss(dataset="mnist", image_size=64).channels == 1
     with pytest.raises(ValueError, match="Batch norm"):
-        make_image_trainer(ImageConfig(loss="wgan-gp", c_norm="batch", **TINY))
+        make_image_trainer(ImageConfig.for_loss(loss="wgan-gp", c_norm="batch", **TINY))
     with pytest.raises(ValueError, match="Image size"):
-        make_image_trainer(ImageConfig(image_size=30, **TINY))
+        make_image_trainer(ImageConfig.for_loss(image_size=30, **TINY))
 
 
 @pytest.mark.parametrize("loss", ["gan", "wgan", "wgan-gp"])
 def test_one_training_step_of_each_loss(loss):
-    cfg = ImageConfig(loss=loss, n_critic=2, clip=0.02, **TINY)
+    cfg = ImageConfig.for_loss(loss=loss, n_critic=2, clip=0.02, **TINY)
     trainer = make_image_trainer(cfg)
     before = [p.detach().clone() for p in trainer.generator.parameters()]
     rec = trainer.step(1)
@@ -78,8 +79,8 @@ def test_one_training_step_of_each_loss(loss):
 
 
 def test_same_seed_same_run():
-    a = make_image_trainer(ImageConfig(loss="gan", **TINY))
-    b = make_image_trainer(ImageConfig(loss="gan", **TINY))
+    a = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
+    b = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
     ra, rb = a.step(3), b.step(3)
     assert ra.pop("gp") != rb.pop("gp") and ra == rb     # gp is nan (not computed) for gan
 
@@ -105,7 +106,7 @@ def test_diversity_known_answers():
 
 
 def test_snapshot_has_grids_and_a_growing_metrics_log():
-    trainer = make_image_trainer(ImageConfig(loss="gan", **TINY))
+    trainer = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
     s0 = image_snapshot(trainer)
     trainer.step(2)
     s1 = image_snapshot(trainer, force_metrics=True)
@@ -128,7 +129,7 @@ def test_mixed_precision_is_a_no_op_on_the_cpu():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    cfg = ImageConfig(loss="wgan-gp", n_critic=1, **TINY)
+    cfg = ImageConfig.for_loss(loss="wgan-gp", n_critic=1, **TINY)
     trainer = make_image_trainer(cfg)
     trainer.step(2)
     save_checkpoint(trainer, tmp_path / "ckpt.pt")
@@ -143,9 +144,9 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_wrong_architecture_checkpoint_is_a_clear_error(tmp_path):
-    small = make_image_trainer(ImageConfig(loss="gan", **TINY))
+    small = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
     state = load_checkpoint(_save(small, tmp_path))
-    bigger = make_image_trainer(ImageConfig(loss="gan", **{**TINY, "g_features": 16}))
+    bigger = make_image_trainer(ImageConfig.for_loss(loss="gan", **{**TINY, "g_features": 16}))
     with pytest.raises(ValueError, match="do not match"):
         bigger.load_state_dict(state)
     state["config"]["g_features"] = 16                          # config and weights disagree
@@ -165,7 +166,7 @@ def _save(trainer, folder):
 
 
 def test_train_images_headless_writes_outputs(tmp_path):
-    result = train_images(ImageConfig(loss="gan", **TINY), steps=4, out_dir=str(tmp_path))
+    result = train_images(ImageConfig.for_loss(loss="gan", **TINY), steps=4, out_dir=str(tmp_path))
     for key in ("steps", "seconds", "images_per_s", "sliced_w", "diversity"):
         assert key in result
     assert result["steps"] == 4 and result["images_per_s"] > 0 and result["device"] == "cpu"

@@ -19,10 +19,9 @@ import pytest
 import torch
 
 from explorer import session as session_mod
-from explorer.metrics import toy_snapshot
 from explorer.pool import Pool
 from explorer.session import Session
-from explorer.training import ToyConfig, make_toy_trainer
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 _snapshot = partial(toy_snapshot, n=64, grid=16)

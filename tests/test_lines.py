@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from explorer.lines import (CriticConfig, LineCritic, LinesConfig, analytic_distances, analytic_gradients,
-                            critic_estimates, fit_kappa, histogram_distances, kappa_bound, lines_curves, lines_point,
-                            run_critic_estimate, sample_lines, sample_w, train_critic)
+                            critic_estimates, fit_kappa, histogram_distances, kappa_bound, lines_curves,
+                            lines_point, run_critic_estimate, sample_lines, sample_w, train_critic)
 
 LOG2 = math.log(2)
 

@@ -165,3 +165,22 @@ def test_optimizers():
     adam = make_optimizer("adam", C.parameters(), 2e-4)
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["betas"] == (0.5, 0.9)
     assert isinstance(make_optimizer("rmsprop", C.parameters(), 5e-5), torch.optim.RMSprop)
+
+
+@pytest.mark.parametrize("kind", ["gan", "wgan", "wgan-gp"])
+@pytest.mark.parametrize("non_saturating", [True, False])
+def test_each_objectives_derivative_is_the_one_autograd_finds(kind, non_saturating):
+    """The closed-form engine uses the derivatives, the autograd engine the objectives: one set of maths."""
+    from explorer.losses import (critic_objective, critic_objective_grad, generator_objective,
+                                 generator_objective_grad)
+    g = torch.Generator().manual_seed(3)
+    f_real = torch.randn(7, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    f_fake = torch.randn(5, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    d_real, d_fake = torch.autograd.grad(critic_objective(kind, f_real, f_fake), (f_real, f_fake))
+    want_real, want_fake = critic_objective_grad(kind, f_real.detach(), f_fake.detach())
+    torch.testing.assert_close(want_real, d_real)
+    torch.testing.assert_close(want_fake, d_fake)
+    (d_gen,) = torch.autograd.grad(generator_objective(kind, f_fake, non_saturating), f_fake)
+    torch.testing.assert_close(generator_objective_grad(kind, f_fake.detach(), non_saturating), d_gen)
+    with pytest.raises(ValueError, match="Unknown loss"):
+        critic_objective("hinge", f_real, f_fake)

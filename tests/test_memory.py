@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from explorer import metrics, session as session_mod
-from explorer.metrics import critic_field, toy_snapshot
+from explorer import session as session_mod
+from explorer.critic_field import FIELD_CHUNK, critic_field, lattice
 from explorer.pool import Pool
 from explorer.session import Session
-from explorer.training import ToyConfig, make_toy_trainer
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
 from explorer.worker import Worker
 from session_fakes import OomTrainer, step_snap
 
@@ -104,7 +104,7 @@ def test_other_errors_keep_their_own_message(pool):
 
 
 def _field_in_one_batch(critic: nn.Module, lim: float, grid: int) -> tuple[np.ndarray, np.ndarray]:
-    x = metrics._grid(lim, grid, "cpu").requires_grad_(True)
+    x = lattice(lim, grid, "cpu").requires_grad_(True)
     out = critic(x).reshape(-1)
     (g,) = torch.autograd.grad(out.sum(), x)
     return out.detach().reshape(grid, grid).numpy(), g.norm(dim=1).reshape(grid, grid).numpy()
@@ -117,7 +117,7 @@ def test_critic_field_in_chunks_matches_one_batch_and_stays_small():
     critic.register_forward_hook(lambda m, args, out: batches.append(len(args[0])))
     grid = 70                                                # 4900 points: 2 full chunks and a part
     vals, norms = critic_field(critic, lim=2.5, grid=grid)
-    assert max(batches) <= metrics.FIELD_CHUNK and sum(batches) == grid * grid and len(batches) >= 3
+    assert max(batches) <= FIELD_CHUNK and sum(batches) == grid * grid and len(batches) >= 3
     want_vals, want_norms = _field_in_one_batch(critic, 2.5, grid)
     assert vals.dtype == np.float32 and vals.shape == (grid, grid)
     np.testing.assert_allclose(vals, want_vals, rtol=1e-5, atol=1e-6)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.metrics import ToySnapshot, critic_field, critic_push, mode_stats, toy_snapshot, w1_exact, w1_floor
+from explorer.critic_field import critic_field, critic_push
+from explorer.metrics import mode_stats, w1_exact, w1_floor
 from explorer.toy_data import make_source
-from explorer.training import ToyConfig, make_toy_trainer
+from explorer.toy_training import ToyConfig, ToySnapshot, make_toy_trainer, toy_snapshot
 
 
 def test_w1_of_a_translated_cloud_is_the_shift_length():

@@ -13,7 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import session as session_mod
-from explorer.training import ToyConfig, checkpoint_bytes, make_toy_trainer
+from explorer.checkpoints import checkpoint_bytes
+from explorer.toy_training import ToyConfig, make_toy_trainer
 from session_fakes import step_snap
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")

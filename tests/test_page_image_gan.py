@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from explorer.checkpoints import checkpoint_bytes
 from explorer.image_training import ImageConfig, make_image_trainer
-from explorer.training import checkpoint_bytes
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "image_gan.py")
 TIMEOUT = 120
@@ -87,7 +87,7 @@ def test_bad_checkpoint_upload_is_an_error_message_not_an_exception():
 
 
 def test_good_checkpoint_upload_samples():
-    trainer = make_image_trainer(ImageConfig(loss="gan", batch_size=8, g_features=8, c_features=8,
+    trainer = make_image_trainer(ImageConfig.for_loss(loss="gan", batch_size=8, g_features=8, c_features=8,
                                              latent_dim=16, n_metric=16))
     trainer.step(1)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()

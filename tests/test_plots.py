@@ -8,7 +8,8 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from explorer import plots
+from explorer import charts, plots
+from explorer.toy_training import metrics_table
 
 
 def synthetic_snapshot(step=7, lim=3.0, grid=64, n=64, seed=0):
@@ -125,31 +126,31 @@ def test_frames_from_threads_do_not_mix():
 
 
 def test_binned_averages_into_bins():
-    s, v = plots.binned(range(1000), [i % 2 for i in range(1000)], max_points=100)
+    s, v = charts.binned(range(1000), [i % 2 for i in range(1000)], max_points=100)
     assert len(s) == 100 and np.allclose(v, 0.5)
-    s, v = plots.binned([1, 2, 3], [1.0, float("nan"), 3.0])
+    s, v = charts.binned([1, 2, 3], [1.0, float("nan"), 3.0])
     assert list(s) == [1, 3] and list(v) == [1.0, 3.0]
 
 
 def test_charts_carry_the_records():
     snap = synthetic_snapshot()
     log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
-    loss = plots.loss_chart(snap.history).to_dict()
+    loss = charts.loss_chart(snap.history).to_dict()
     names = {row["series"] for row in next(iter(loss["datasets"].values()))}
     assert names == {"critic loss", "generator loss"}
-    dist = plots.distance_chart(snap.history, log).to_dict()
+    dist = charts.distance_chart(snap.history, log).to_dict()
     rows = next(iter(dist["datasets"].values()))
     assert {r["value"] for r in rows if r["series"].startswith("exact W1")} == {0.5}
-    qual = plots.quality_chart(log).to_dict()
+    qual = charts.quality_chart(log).to_dict()
     rows = next(iter(qual["datasets"].values()))
     assert {r["value"] for r in rows if r["series"].startswith("modes")} == {75.0}
     assert {round(r["value"], 9) for r in rows if r["series"].startswith("high")} == {70.0}
-    assert plots.loss_chart([]).to_dict()   # empty history: an empty chart, no error
+    assert charts.loss_chart([]).to_dict()   # empty history: an empty chart, no error
 
 
 def test_history_table_joins_metrics():
     snap = synthetic_snapshot()
-    table = plots.history_table(snap.history[:10], [{"step": 5, **snap.metrics}])
+    table = metrics_table(snap.history[:10], [{"step": 5, **snap.metrics}])
     assert len(table) == 10 and table.loc[table.step == 5, "w1_exact"].item() == 0.5
     assert table["w1_exact"].isna().sum() == 9
     assert "loss_c" in table.columns and table["w_est"].notna().all()   # history's w_est wins
@@ -160,17 +161,17 @@ def test_curve_charts_are_readable():
     integer steps, and points drawn when a run has only a few measurements."""
     snap = synthetic_snapshot()
     log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
-    for chart in (plots.loss_chart(snap.history), plots.distance_chart(snap.history, log),
-                  plots.quality_chart(log), plots.image_metrics_chart(log)):
+    for chart in (charts.loss_chart(snap.history), charts.distance_chart(snap.history, log),
+                  charts.quality_chart(log), charts.image_metrics_chart(log)):
         spec = chart.to_dict()
         colours = spec["encoding"]["color"]["scale"]["range"]
         assert len(set(colours)) == len(colours) == len(spec["encoding"]["color"]["scale"]["domain"])
         assert spec["autosize"]["type"] == "fit-x"            # height is the plot's, legend extra
         assert spec["encoding"]["x"]["axis"]["format"] == ",d"
         assert spec["encoding"]["color"]["legend"]["labelLimit"] >= 300   # long labels not cut
-    quality = plots.quality_chart(log).to_dict()["encoding"]["y"]["scale"]
+    quality = charts.quality_chart(log).to_dict()["encoding"]["y"]["scale"]
     assert quality["domain"] == [0, 100] and quality["clamp"] is True
-    few = plots.image_metrics_chart([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
+    few = charts.image_metrics_chart([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
                                       "diversity": 0.1, "diversity_real": 0.7}]).to_dict()
     assert few["mark"]["point"] is True
-    assert plots.loss_chart(snap.history).to_dict()["mark"]["point"] is False   # 800 points: lines only
+    assert charts.loss_chart(snap.history).to_dict()["mark"]["point"] is False   # 800 points: lines only

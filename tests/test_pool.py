@@ -15,10 +15,9 @@ import torch
 
 from explorer import session as session_mod
 from explorer.checkpoints import checkpoint_bytes, load_checkpoint
-from explorer.metrics import toy_snapshot
 from explorer.pool import Pool, WorkerDied
 from explorer.session import Session
-from explorer.training import ToyConfig, make_toy_trainer, toy_trainer_from_bytes
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot, toy_trainer_from_bytes
 from session_fakes import FakeTrainer, count_to, crash_worker, fail_with, snap, worker_nice, worker_pid
 
 TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=1, seed=3)

@@ -15,8 +15,7 @@ import pytest
 from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
-from session_fakes import (FakeTrainer, bad_factory, built_at, seen, slow_snap, snap, steps_and_pid,
-                           still_snap)
+from session_fakes import FakeTrainer, bad_factory, built_at, seen, slow_snap, snap, steps_and_pid, still_snap
 
 HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 

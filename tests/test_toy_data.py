@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.toy_data import MAX_POINTS, MIN_POINTS, NAMES, make_source, parse_points_csv
+from explorer.choices import TOY_DATASETS as NAMES
+from explorer.toy_data import MAX_POINTS, MIN_POINTS, make_source, parse_points_csv
 
 
 def gen(seed=0):

@@ -5,8 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.training import (HOT_FIELDS, Diverged, ToyConfig, TrainConfig, Trainer, checkpoint_bytes,
-                               load_checkpoint, make_toy_trainer, save_checkpoint, toy_trainer_from_checkpoint)
+from explorer.checkpoints import checkpoint_bytes, load_checkpoint, save_checkpoint
+from explorer.choices import HOT_FIELDS
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_trainer_from_checkpoint
+from explorer.training import Diverged, TrainConfig, Trainer
 
 TINY = dict(width=16, depth=2, batch_size=32, device="cpu")
 
@@ -53,7 +55,7 @@ def test_same_seed_same_weights_different_seed_different_weights():
 
 
 def test_snapshots_do_not_disturb_the_training_stream():
-    from explorer.metrics import toy_snapshot
+    from explorer.toy_training import toy_snapshot
 
     a, b = tiny(seed=5), tiny(seed=5)
     a.step(3)

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import pytest
@@ -217,7 +216,7 @@ def frame_src(page) -> str:
 
 
 def test_gan_2d_start_pause_and_hot_lambda(page, tmp_path):
-    from explorer.training import load_checkpoint
+    from explorer.checkpoints import load_checkpoint
 
     open_page(page, "gan_2d", GAN_SMALL)
     assert_no_error(page, "2-D GAN before start")

@@ -1,0 +1,255 @@
+"""The 2-D run: its config, its trainer, its snapshot (what the pages draw) and its headless run.
+
+    >>> t = make_toy_trainer(ToyConfig(seed=1, width=16, depth=1, batch_size=32))
+    >>> t.step(10)["step"]
+    10
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from explorer.checkpoints import load_checkpoint, save_checkpoint
+from explorer.choices import TOY_DATASETS
+from explorer.critic_field import lattice, lattice_field, values_and_grads
+from explorer.headless import run_headless
+from explorer.losses import interpolates
+from explorer.metrics import mode_stats, w1_exact, w1_floor
+from explorer.models import MLPCritic, MLPGenerator, init_linear
+from explorer.toy_data import make_source, parse_points_csv
+from explorer.training import TrainConfig, Trainer, resolve_device
+
+FINAL_SAMPLES = 1024   # samples for a headless run's final W1 / modes / high-quality numbers
+
+
+@dataclass
+class ToyConfig(TrainConfig):
+    # Toy defaults reach 8/8 modes, >= 90% high-quality samples and W1 <= 1.5 x the noise floor on
+    # 8 Gaussians in about 800-1100 generator steps (bench/toy_convergence.py). lam = 10 (the paper)
+    # had not reached 90% high quality after 2000 steps; the notes' lam 0.1 / lr 1e-4 / 512 units is far slower.
+    lam: float = 1.0             # gradient-penalty weight lambda
+    n_critic: int = 2            # critic steps per generator step
+    lr_g: float = 1e-3           # generator learning rate
+    lr_c: float = 1e-3           # critic learning rate
+    dataset: str = "8gaussians"  # one of choices.TOY_DATASETS
+    spread: float | None = None  # noise scale of the source; None = the source's default (8 Gaussians: 0.1)
+    width: int = 128             # hidden units per layer (lecture notes: 512)
+    depth: int = 3               # hidden ReLU layers (lecture notes: 3)
+    noise_dim: int = 2           # dimension of the generator's Gaussian noise z
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dataset not in TOY_DATASETS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of {', '.join(TOY_DATASETS)}.")
+        for name, top in (("width", 4096), ("depth", 16), ("noise_dim", 256)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value <= top):
+                raise ValueError(f"{name} must be a whole number from 1 to {top}; got {value!r}.")
+
+
+# ----------------------------------------------------------------------------- the trainer
+def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Trainer:
+    """An MLP generator/critic Trainer on a 2-D source; `points` are the user's (n, 2) data.
+
+    Weights, data and noise all come from generators seeded with cfg.seed (never the global RNG).
+    The source is kept as `trainer.source`.
+    """
+    cfg.validate()
+    source = make_source(cfg.dataset, cfg.spread, points, seed=cfg.seed)
+    init_rng = torch.Generator().manual_seed(cfg.seed)
+    G = init_linear(MLPGenerator(cfg.noise_dim, cfg.width, cfg.depth), init_rng)
+    C = init_linear(MLPCritic(2, cfg.width, cfg.depth), init_rng)
+    device = resolve_device(cfg.device)
+    rng = torch.Generator(device).manual_seed(cfg.seed)
+    dim = cfg.noise_dim
+
+    def sample_noise(n: int) -> torch.Tensor:
+        return torch.randn(n, dim, generator=rng, device=device)
+
+    trainer = Trainer(cfg, G, C, lambda n: source.sample(n, rng), sample_noise, rng=rng)
+    trainer.source = source
+    return trainer
+
+
+def toy_trainer_from_checkpoint(d: dict, points: np.ndarray | None = None) -> Trainer:
+    """Rebuild a toy Trainer from load_checkpoint()'s dict and restore its state."""
+    known = {f.name for f in fields(ToyConfig)}
+    try:
+        cfg = ToyConfig(**{k: v for k, v in d["config"].items() if k in known})
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("The checkpoint holds no 2-D GAN configuration.") from None
+    trainer = make_toy_trainer(cfg, points)
+    trainer.load_state_dict(d)
+    return trainer
+
+
+def toy_trainer_from_bytes(data: bytes, points: np.ndarray | None = None) -> Trainer:
+    """toy_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run)."""
+    return toy_trainer_from_checkpoint(load_checkpoint(data), points)
+
+
+def describe_toy_checkpoint(data: bytes, points: np.ndarray | None = None) -> dict:
+    """{"config": the run's settings, "step": its step} if the file resumes a toy run; else ValueError.
+
+    The trainer is rebuilt to check that every weight fits, then dropped: run it in a worker."""
+    trainer = toy_trainer_from_bytes(data, points)
+    return {"config": asdict(trainer.cfg), "step": trainer.step_count}
+
+
+# ----------------------------------------------------------------------------- snapshots
+@dataclass
+class ToySnapshot:
+    """What the 2-D page draws: plain NumPy arrays and floats (no tensors, no models)."""
+
+    step: int
+    real: np.ndarray             # (n, 2) real samples (fixed per trainer, so frames are comparable)
+    fake: np.ndarray             # (n, 2) generated samples from fixed noise (points move smoothly)
+    field: np.ndarray            # (grid, grid) critic values on [-lim, lim]^2, axis 0 = y
+    grad_norm_field: np.ndarray  # (grid, grid) ||grad f|| on the same lattice
+    push: np.ndarray             # (n, 2) grad f at the fake points
+    lim: float                   # half-width of the box
+    history: list                # trainer.history up to this step (a new list; records are shared)
+    metrics: dict                # w1_exact, w1_floor, modes, n_modes, hq, w_est, gp_grad_norm_mean/std
+    centres: np.ndarray | None = field(default=None)  # (k, 2) mode centres, if the source has them
+
+    def as_frame(self) -> "ToySnapshot":
+        """This snapshot without its history: what Session keeps per GIF frame (~130 KB, not MBs)."""
+        return replace(self, history=[])
+
+
+def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128) -> ToySnapshot:
+    """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points.
+
+    source: the run's data source (default trainer.source), so partial(toy_snapshot, grid=64) is a
+    snapshot function that pickles (what a worker process needs).
+
+    The real points and the noise are drawn once per trainer from a private generator, so taking
+    snapshots never changes the training's random stream.
+    """
+    G, C, device = trainer.generator, trainer.critic, trainer.device
+    source = trainer.source if source is None else source
+    key = ("toy_snapshot", n)
+    if key not in trainer.extras:
+        g = torch.Generator().manual_seed(trainer.cfg.seed + 7919)
+        real = source.sample(n, g).to(device)
+        z = torch.randn(n, getattr(trainer.cfg, "noise_dim", 2), generator=g).to(device)
+        eps_g = torch.Generator().manual_seed(trainer.cfg.seed + 104729)
+        trainer.extras[key] = (real, z, eps_g.get_state())
+    real, z, eps_state = trainer.extras[key]
+    with torch.no_grad():
+        fake = G(z)
+    eps_g = torch.Generator().set_state(eps_state)
+    x_hat = interpolates(real.cpu(), fake.cpu(), eps_g).to(device)
+    field_vals, grad_norms = lattice_field(C, lattice(source.lim, grid, device), grid)
+    vals, grads = values_and_grads(C, torch.cat((real, fake, x_hat)))
+    f_real, f_fake = vals[:n], vals[n:2 * n]
+    hat_norms = grads[2 * n:].norm(dim=1)
+    real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
+    fake_ok = bool(np.isfinite(fake_np).all())
+    metrics = {
+        "w1_exact": w1_exact(fake_np, real_np) if fake_ok else float("nan"),
+        "w1_floor": w1_floor(source, n, trainer.cfg.seed),
+        "modes": None, "n_modes": None, "hq": None,
+        "w_est": float(f_real.mean() - f_fake.mean()),
+        "gp_grad_norm_mean": float(hat_norms.mean()), "gp_grad_norm_std": float(hat_norms.std()),
+    }
+    if source.centres is not None and fake_ok:
+        metrics["modes"], metrics["hq"] = mode_stats(fake_np, source.centres, source.std)
+        metrics["n_modes"] = len(source.centres)
+    return ToySnapshot(
+        step=trainer.step_count, real=real_np, fake=fake_np,
+        field=field_vals, grad_norm_field=grad_norms,
+        push=grads[n:2 * n].cpu().numpy(), lim=float(source.lim),
+        # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
+        # per snapshot cost ~10 MB of short-lived memory each time.
+        history=list(trainer.history), metrics=metrics,
+        centres=None if source.centres is None else np.array(source.centres),
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+def metrics_table(history: list[dict], metrics_log: list[dict]) -> pd.DataFrame:
+    """One row per recorded step: losses and the critic estimate, joined with the measured metrics
+    (exact W1, floor, modes, HQ) at the steps where a snapshot measured them (empty elsewhere)."""
+    left = pd.DataFrame(list(history))
+    right = pd.DataFrame(list(metrics_log))
+    if right.empty:
+        return left
+    if left.empty:
+        return right
+    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "step"])
+    return left.merge(right, on="step", how="outer").sort_values("step", ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- headless
+def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv: str | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Train `steps` generator steps; return the final metrics, and write outputs to `out_dir`.
+
+    out_dir receives checkpoint.pt, metrics.csv (one row per recorded step), final.png (the
+    critic's landscape with real '+' and generated 'x' points), training.gif and config.json.
+    A diverged run still writes its last good state, then raises Diverged.
+
+    >>> result = train_toy(ToyConfig(seed=0, width=16, depth=1, batch_size=32), steps=50)
+    >>> sorted(result)[:3]
+    ['dataset', 'device', 'engine']
+    """
+    from explorer.plots import field_frame, figure_png, figure_rgb, frames_to_gif
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be at least 1; got {steps}.")
+    points = None
+    if points_csv is not None:
+        if cfg.dataset != "points":
+            raise ValueError("--points goes with --dataset points.")
+        points = parse_points_csv(Path(points_csv).read_bytes())
+    elif cfg.dataset == "points":
+        raise ValueError("--dataset points needs --points FILE.csv (one x,y pair a line).")
+    out = Path(out_dir) if out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def say(trainer: Trainer) -> None:
+        rec = trainer.history[-1] if trainer.history else {}
+        progress(f"step {trainer.step_count:>6}/{steps}  critic loss {rec.get('loss_c', float('nan')):+.4f}"
+                 f"  W estimate {rec.get('w_est', float('nan')):.4f}")
+
+    trainer = make_toy_trainer(cfg, points)
+    frame = (lambda t: figure_rgb(field_frame(toy_snapshot(t)))) if out else None
+    run = run_headless(trainer, steps, frame, say if progress else None)
+    final = toy_snapshot(trainer, n=FINAL_SAMPLES)
+    last = trainer.history[-1] if trainer.history else {}
+    result = {
+        "steps": trainer.step_count, "seconds": run.seconds,
+        "steps_per_s": trainer.step_count / run.seconds if run.seconds > 0 else float("nan"),
+        "w1_exact": final.metrics["w1_exact"], "w1_floor": final.metrics["w1_floor"],
+        "modes": final.metrics["modes"], "n_modes": final.metrics["n_modes"], "hq": final.metrics["hq"],
+        "w_est": final.metrics["w_est"], "grad_norm_mean": final.metrics["gp_grad_norm_mean"],
+        "loss_c": last.get("loss_c"), "loss_g": last.get("loss_g"),
+        "loss": cfg.loss, "dataset": cfg.dataset, "device": str(trainer.device), "engine": trainer.engine,
+    }
+    if out:
+        picture = field_frame(final)
+        (out / "final.png").write_bytes(figure_png(picture))
+        (out / "training.gif").write_bytes(frames_to_gif(run.frames + [figure_rgb(picture)], fps=8))
+        save_checkpoint(trainer, out / "checkpoint.pt")
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        _write_history(trainer.history, out / "metrics.csv")
+        result["out"] = str(out)
+    if run.failure:
+        raise run.failure
+    return result
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    columns = ["step", "loss_c", "loss_g", "w_est", "gp"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,47 @@
+"""What the three training pages share: a visitor's run handle and the Start / Pause / Step / Reset row.
+
+The run's own messages (the cap on runs, a divergence, a time limit) are the session's, and each
+page's live view shows them; the row only adds what an action raised (bad settings, a device this
+machine lacks), so no message appears twice.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import streamlit as st
+
+from explorer.session import Session
+
+
+@st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
+def visitor_session(page: str, _make: Callable[[], Session]) -> Session:
+    """One run handle per visitor and page, made by _make(); released when the visitor leaves."""
+    return _make()
+
+
+def run_buttons(session: Session, key: str, *, step_n: int, reset: Callable[[], Any],
+                step_label: str | None = None, can_train: bool = True, pause_message: str = "") -> None:
+    """The four buttons in a row, acting before the page redraws (so they show the new state)."""
+    def act(action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except (ValueError, OSError, RuntimeError) as err:   # bad settings, a missing file or device
+            st.session_state[key + "notice"] = str(err)
+
+    running, paused = session.state == "running", session.state == "paused"
+    c1, c2, c3, c4 = st.columns(4)
+    c1.button("Resume" if paused else "Start", type="primary", width="stretch", key=key + "start",
+              disabled=running or not can_train, on_click=act, args=(session.start,))
+    c2.button("Pause", width="stretch", key=key + "pause", disabled=not running, on_click=act,
+              args=(partial(session.pause, pause_message),))
+    c3.button(step_label or f"Step +{step_n}", width="stretch", key=key + "step", help="Step by hand while paused",
+              disabled=running or not can_train, on_click=act, args=(partial(session.step, step_n),))
+    c4.button("Reset", width="stretch", key=key + "reset", on_click=act, args=(reset,))
+    if key + "notice" in st.session_state:
+        st.error(st.session_state.pop(key + "notice"))
+
+
+def speed(session: Session) -> str:
+    """' · 123 steps/s' while the run trains, else nothing."""
+    return f" · {session.steps_per_s:.0f} steps/s" if session.state == "running" else ""
