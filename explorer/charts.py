@@ -309,3 +309,55 @@ def lines_kappa_chart(thetas: np.ndarray, kappa: float, estimate_thetas, estimat
     dots = alt.Chart(est).mark_point(filled=True, size=50, color=Q_COLOUR).encode(x=kx, y="value:Q",
                                                                                  tooltip=["θ", "value"])
     return (lines + dots).properties(height=260)
+
+
+# ----------------------------------------------------------------------------- Lipschitz health
+def layer_norms_chart(labels: Sequence[str], layers: Sequence[Sequence[float]], height: int = 240) -> alt.Chart:
+    """The WGAN-GP paper's Figure 1b: per critic, ||dL/dh_l|| at each hidden layer, on a log scale.
+
+    Zeros (gradients that underflowed) cannot sit on a log axis: they are left out, and the title says so.
+    """
+    rows = [{"layer": i + 1, "norm": v, "run": label} for label, norms in zip(labels, layers)
+            for i, v in enumerate(norms) if v > 0 and math.isfinite(v)]
+    dropped = sum(1 for norms in layers for v in norms if not (v > 0 and math.isfinite(v)))
+    title = "Gradient of the critic's loss at each hidden layer (log scale)"
+    if dropped:
+        title += f"; {dropped} value(s) below float range left out"
+    df = pd.DataFrame(rows, columns=["layer", "norm", "run"])
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("layer:Q", title="hidden layer (1 = next to the input)", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("norm:Q", title="‖∂L/∂h‖", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e")),
+        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"),
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
+        tooltip=["run:N", "layer:Q", alt.Tooltip("norm:Q", format=".3g")],
+    ).properties(height=height, autosize=FIT_WIDTH, title=title)
+
+
+def weight_histogram_chart(counts: np.ndarray, edges: np.ndarray, title: str, clip: float | None = None,
+                           height: int = 160) -> alt.LayerChart:
+    """Figure 1c: the critic's weights; under clipping, red rules at ±c where they pile up."""
+    df = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": counts})
+    bars = alt.Chart(df).mark_bar(color=GENERATOR_COLOUR).encode(
+        x=alt.X("lo:Q", title="weight", axis=alt.Axis(format=".2g")), x2="hi:Q",
+        y=alt.Y("count:Q", title="weights"), tooltip=[alt.Tooltip("lo:Q", format=".3g"),
+                                                     alt.Tooltip("hi:Q", format=".3g"), "count:Q"])
+    chart = bars
+    if clip is not None:
+        rules = alt.Chart(pd.DataFrame({"x": [-clip, clip]})).mark_rule(color=CRITIC_COLOUR, strokeDash=[4, 3]
+                                                                        ).encode(x="x:Q")
+        chart = bars + rules
+    return chart.properties(height=height, autosize=FIT_WIDTH, title=alt.TitleParams(title, fontSize=12))
+
+
+def grad_norm_histogram_chart(norms: np.ndarray, height: int = 160) -> alt.LayerChart:
+    """||grad f|| on the interpolates: its distribution, with the 1 the penalty asks for marked."""
+    norms = np.asarray(norms, dtype=np.float64)
+    norms = norms[np.isfinite(norms)]
+    top = max(2.0, float(norms.max()) if norms.size else 2.0)
+    counts, edges = np.histogram(norms, bins=30, range=(0.0, top))
+    df = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": counts})
+    bars = alt.Chart(df).mark_bar(color=GENERATOR_COLOUR).encode(
+        x=alt.X("lo:Q", title="‖∇f‖ on interpolates"), x2="hi:Q", y=alt.Y("count:Q", title="points"))
+    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=CRITIC_COLOUR, strokeDash=[4, 3]).encode(x="x:Q")
+    return (bars + one).properties(height=height, autosize=FIT_WIDTH,
+                                   title=alt.TitleParams("‖∇f‖ between the clouds (dashed: 1)", fontSize=12))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from explorer.critic_field import critic_field, critic_push
+from explorer.lipschitz import lipschitz_stats
 from explorer.losses import clip_weights, critic_terms, input_grad_norms, interpolates, make_optimizer
 from explorer.metrics import w1_exact
 from explorer.models import MLPCritic, init_linear
@@ -259,8 +260,10 @@ def critic_only_snapshot(t: CriticOnlyTrainer, n: int = 256, grid: int = 96) -> 
     metrics = {"w_est": w_est, "w1_exact": w1_exact(fake, real), "w1_floor": None, "modes": None,
                "n_modes": None, "hq": None, "gp_grad_norm_mean": float(norms.mean()),
                "gp_grad_norm_std": float(norms.std())}
+    kind = "wgan-gp" if t.method == "gp" else "wgan"
+    health = lipschitz_stats(t.critic, real.to(t.device), fake.to(t.device), norms.numpy(), kind, t.cfg.lam, t.cfg.clip)
     return ToySnapshot(t.step_count, real.numpy(), fake.numpy(), values, grad_norm,
-                       critic_push(t.critic, fake), t.source.lim, list(t.history), metrics)
+                       critic_push(t.critic, fake), t.source.lim, list(t.history), metrics, lipschitz=health)
 
 
 def make_critic_only(cfg: CriticOnlyConfig) -> Lockstep:

@@ -220,3 +220,33 @@ def strip_sheet_png(strip: list, mode: str = SCALES[0]) -> bytes:
 def strip_gif(strip: list, mode: str = SCALES[0], fps: float = 2.0) -> bytes:
     """The strip as an animated GIF: the runs side by side, one frame per strip step."""
     return frames_to_gif(strip_images(strip, mode), fps)
+
+
+# ----------------------------------------------------------------------------- Lipschitz health
+def lipschitz_figure(health: dict, title: str = "", size: float = 8.0, dpi: int = 100) -> Figure:
+    """The critic's gradient at each hidden layer (log scale, the WGAN-GP paper's Figure 1b) beside
+    the histogram of its weights (Figure 1c), from a snapshot's `lipschitz` dict."""
+    fig = Figure(figsize=(size, size * 0.4), dpi=dpi)
+    FigureCanvasAgg(fig)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    layers = np.asarray(health["layers"], dtype=np.float64)
+    shown = layers > 0
+    if shown.any():
+        left.semilogy(np.arange(1, len(layers) + 1)[shown], layers[shown], marker="o", color="#4c78a8")
+    left.set_xlabel("hidden layer (1 = next to the input)", fontsize=8)
+    left.set_ylabel("‖∂L/∂h‖", fontsize=8)
+    left.set_title("gradient at each layer", fontsize=9)
+    counts, edges = np.asarray(health["weight_counts"]), np.asarray(health["weight_edges"])
+    right.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4c78a8")
+    if health.get("clip") is not None:
+        for x in (-health["clip"], health["clip"]):
+            right.axvline(x, color="#e45756", linestyle="--", linewidth=1)
+    bound = f", {100 * health['at_bound']:.1f}% at ±c" if health.get("at_bound") is not None else ""
+    right.set_title(f"the critic's weights{bound}", fontsize=9)
+    right.set_xlabel("weight", fontsize=8)
+    for ax in (left, right):
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ from explorer.checkpoints import load_checkpoint, save_checkpoint
 from explorer.choices import TOY_DATASETS
 from explorer.critic_field import lattice, lattice_field, values_and_grads
 from explorer.headless import run_headless
+from explorer.lipschitz import lipschitz_stats
 from explorer.losses import interpolates
 from explorer.metrics import mode_stats, w1_exact, w1_floor
 from explorer.models import MLPCritic, MLPGenerator, init_linear
@@ -118,14 +120,16 @@ class ToySnapshot:
     history: list                # trainer.history up to this step (a new list; records are shared)
     metrics: dict                # w1_exact, w1_floor, modes, n_modes, hq, w_est, gp_grad_norm_mean/std
     centres: np.ndarray | None = field(default=None)  # (k, 2) mode centres, if the source has them
+    lipschitz: dict | None = None  # explorer/lipschitz.py's lipschitz_stats: per-layer norms, weights, diagnosis
 
     def as_frame(self) -> "ToySnapshot":
         """This snapshot without its history: what Session keeps per GIF frame (~130 KB, not MBs)."""
         return replace(self, history=[])
 
 
-def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128) -> ToySnapshot:
-    """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points.
+def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz: bool = True) -> ToySnapshot:
+    """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points, and
+    (lipschitz) the critic's Lipschitz health from one more pass at 2n (explorer/lipschitz.py).
 
     source: the run's data source (default trainer.source), so partial(toy_snapshot, grid=64) is a
     snapshot function that pickles (what a worker process needs).
@@ -163,6 +167,8 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128) -> ToySnap
     if source.centres is not None and fake_ok:
         metrics["modes"], metrics["hq"] = mode_stats(fake_np, source.centres, source.std)
         metrics["n_modes"] = len(source.centres)
+    cfg = trainer.cfg
+    health = lipschitz_stats(C, real, fake, hat_norms.cpu().numpy(), cfg.loss, cfg.lam, cfg.clip) if lipschitz else None
     return ToySnapshot(
         step=trainer.step_count, real=real_np, fake=fake_np,
         field=field_vals, grad_norm_field=grad_norms,
@@ -170,7 +176,7 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128) -> ToySnap
         # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
         # per snapshot cost ~10 MB of short-lived memory each time.
         history=list(trainer.history), metrics=metrics,
-        centres=None if source.centres is None else np.array(source.centres),
+        centres=None if source.centres is None else np.array(source.centres), lipschitz=health,
     )
 
 
@@ -194,14 +200,16 @@ def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv
     """Train `steps` generator steps; return the final metrics, and write outputs to `out_dir`.
 
     out_dir receives checkpoint.pt, metrics.csv (one row per recorded step), final.png (the
-    critic's landscape with real '+' and generated 'x' points), training.gif and config.json.
+    critic's landscape with real '+' and generated 'x' points), training.gif, config.json,
+    layer_grad_norms.csv (the gradient of the critic's loss at each hidden layer, at every GIF frame's
+    step) and lipschitz.png (the final per-layer chart beside the critic's weight histogram).
     A diverged run still writes its last good state, then raises Diverged.
 
     >>> result = train_toy(ToyConfig(seed=0, width=16, depth=1, batch_size=32), steps=50)
     >>> sorted(result)[:3]
     ['dataset', 'device', 'engine']
     """
-    from explorer.plots import field_frame, figure_png, figure_rgb, frames_to_gif
+    from explorer.plots import field_frame, figure_png, figure_rgb, frames_to_gif, lipschitz_figure
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be at least 1; got {steps}.")
     points = None
@@ -220,9 +228,15 @@ def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv
         progress(f"step {trainer.step_count:>6}/{steps}  critic loss {rec.get('loss_c', float('nan')):+.4f}"
                  f"  W estimate {rec.get('w_est', float('nan')):.4f}")
 
+    layer_rows: list[list[float]] = []
+
+    def frame(trainer: Trainer) -> np.ndarray:
+        snap = toy_snapshot(trainer)
+        layer_rows.append([trainer.step_count, *snap.lipschitz["layers"]])
+        return figure_rgb(field_frame(snap))
+
     trainer = make_toy_trainer(cfg, points)
-    frame = (lambda t: figure_rgb(field_frame(toy_snapshot(t)))) if out else None
-    run = run_headless(trainer, steps, frame, say if progress else None)
+    run = run_headless(trainer, steps, frame if out else None, say if progress else None)
     final = toy_snapshot(trainer, n=FINAL_SAMPLES)
     last = trainer.history[-1] if trainer.history else {}
     result = {
@@ -241,10 +255,21 @@ def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv
         save_checkpoint(trainer, out / "checkpoint.pt")
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         _write_history(trainer.history, out / "metrics.csv")
+        layer_rows.append([trainer.step_count, *final.lipschitz["layers"]])
+        _write_layer_norms(layer_rows, out / "layer_grad_norms.csv")
+        title = textwrap.fill(f"{cfg.loss}, step {trainer.step_count}: {final.lipschitz['diagnosis']}", 100)
+        (out / "lipschitz.png").write_bytes(figure_png(lipschitz_figure(final.lipschitz, title)))
         result["out"] = str(out)
     if run.failure:
         raise run.failure
     return result
+
+
+def _write_layer_norms(rows: list[list[float]], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step"] + [f"layer_{i}" for i in range(1, len(rows[0]))])
+        writer.writerows(rows)
 
 
 def _write_history(history: list[dict], path: Path) -> None:

@@ -10,6 +10,7 @@ from explorer import charts, plots
 from explorer import compare as C
 from explorer import grid as Grid
 from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
+from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
@@ -23,7 +24,7 @@ SNAPSHOT_S = 0.35      # the worker snapshots every panel at most this often (an
 CHART_S = 3.0          # the W1 curves change slowly: redraw them less often
 STEP_CLICK = 10        # steps per click on "Step"
 P = "cmp_"             # prefix of this page's session_state keys
-MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid")
+MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid", "Gradients with depth (WGAN-GP Figure 1b)")
 DATASETS = tuple(d for d in TOY_DATASETS if d != "points")   # the built-in ones
 NICE = TOY_DATASET_NAMES
 
@@ -66,7 +67,10 @@ with st.sidebar:
     dataset = st.selectbox("Dataset", DATASETS, key=P + "dataset", format_func=NICE.get)
     width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else 128,
                              key=P + "width")
-    depth = st.slider("Depth (hidden layers)", 1, 4, 3, key=P + "depth")
+    if mode == MODES[3]:   # the paper's deep critics: up to 12 layers (a slider of its own)
+        depth = st.slider("Depth (hidden layers)", 1, MAX_DEPTH, MAX_DEPTH, key=P + "depth_deep")
+    else:
+        depth = st.slider("Depth (hidden layers)", 1, 4, 3, key=P + "depth")
     batch = st.select_slider("Batch size", (32, 64, 128, 256, 512), 256, key=P + "batch")
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=P + "seed"))
     scale = st.radio("Colour scale of the critic", plots.SCALES, key=P + "scale",
@@ -99,6 +103,21 @@ try:
         st.caption("The “generator” is held fixed at the real data plus unit-variance Gaussian noise; "
                    "only the critics train (one critic step per step), toward the optimal critic. "
                    "Top row: weight clipping; bottom row: gradient penalty.")
+    elif mode == MODES[3]:
+        a, b = st.columns(2)
+        lam = a.number_input("λ of the penalised critic", 0.0, 100.0, 10.0, key=P + "d_lam")
+        lr = b.select_slider("Critic learning rate", (1e-4, 3e-4, 1e-3, 3e-3), 1e-3, key=P + "d_lr",
+                             format_func=lambda v: f"{v:g}")
+        cfg = DepthConfig(dataset=dataset, depth=depth, width=width, lam=lam, lr=lr, batch_size=batch, seed=seed,
+                          n=256, grid=48)
+        cfg.validate()
+        factory = partial(make_depth_runs, replace(cfg))
+        st.caption(f"Four critics of {depth} hidden ReLU layers (no batch norm) learn to tell the data from a fixed "
+                   "“generator” (the data plus unit noise), one step = one critic update each: three with "
+                   "weights clipped at c = 0.1, 0.01 and 0.001, one with the gradient penalty. Watch the chart "
+                   "of the gradient at each layer: with clipping it shrinks or grows by a constant factor per "
+                   "layer (a straight line on the log scale, hundreds of steps to build up), with the penalty "
+                   "it stays level; and the clipped critics' weights pile up at ±c (WGAN-GP paper, Figure 1b, 1c).")
     else:
         a, b = st.columns(2)
         fa = a.selectbox("First axis", MEMBER_FIELDS, 0, key=P + "fa")
@@ -163,7 +182,12 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
             if m.get("modes") is not None:
                 lines.append(f"modes {m['modes']}/{m['n_modes']} · high quality {100 * m['hq']:.0f}%")
             lines.append(f"‖∇f‖ on interpolates {fmt(m['gp_grad_norm_mean'])} ± {fmt(m['gp_grad_norm_std'])}")
+            health = snap.panels[i].lipschitz
+            if health and health["at_bound"] is not None:
+                lines.append(f"weights at ±c: {100 * health['at_bound']:.1f}%")
             col.markdown("  \n".join(lines))
+            if health:
+                col.caption(health["diagnosis"])
 
 
 @st.fragment(run_every=FRAME_S if running else None)
@@ -182,24 +206,36 @@ def live_view() -> None:
         draw_panels(snap, len(cfg.datasets), small=False)
         st.caption("Under the panels, exact W1 is between the fixed real and noisy samples: an optimal "
                    "1-Lipschitz critic's estimate reaches it; the GP critic's ‖∇f‖ sits near 1.")
-    elif mode == MODES[2]:
+    elif mode in (MODES[2], MODES[3]):
         draw_panels(snap, min(4, len(snap.panels)), small=True)
-        fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
-        st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
+        if mode == MODES[2]:
+            fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
+            st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
     else:
         draw_panels(snap, len(snap.panels), small=False)
 
 
 @st.fragment(run_every=CHART_S if running else None)
-def w1_curves() -> None:
-    """The W1 curves of a side-by-side comparison: they change slowly, so they redraw less often."""
+def curves() -> None:
+    """The slower charts: W1 over steps (side by side); the gradient at each layer of every critic and
+    their weights (side by side, and the depth mode's Figures 1b and 1c)."""
     snap, log = session.latest(), session.metrics_log()
-    if mode == MODES[0] and snap is not None and len(log) > 1:
+    if snap is None:
+        return
+    if mode == MODES[0] and len(log) > 1:
         st.altair_chart(charts.w1_chart(log, snap.labels), width="stretch")
+    healths = [p.lipschitz for p in snap.panels]
+    if mode not in (MODES[0], MODES[3]) or not all(healths):
+        return
+    st.altair_chart(charts.layer_norms_chart(snap.labels, [h["layers"] for h in healths]), width="stretch")
+    for col, label, h in zip(st.columns(len(healths)), snap.labels, healths):
+        bound = f" · {100 * h['at_bound']:.0f}% at ±c" if h["at_bound"] is not None else ""
+        col.altair_chart(charts.weight_histogram_chart(h["weight_counts"], h["weight_edges"], f"{label}{bound}",
+                                                       h["clip"]), width="stretch")
 
 
 live_view()
-w1_curves()
+curves()
 
 # ----------------------------------------------------------------------------- snapshot strip
 if mode == MODES[0] and session.latest() is not None:

@@ -206,9 +206,12 @@ except ValueError as err:
 if not ready:
     st.info("Upload a CSV file of x,y points in the sidebar to train on your own data.")
 
-t1, t2 = st.columns(2)
+t1, t2, t3 = st.columns(3)
 arrows = t1.toggle("Arrows: where the critic pushes each generated point", key=P + "arrows")
 grad_map = t2.toggle("Gradient-norm map ‖∇f‖ (1 = white)", key=P + "grad_map")
+health_panel = t3.toggle("Lipschitz health panel", key=P + "health",
+                         help="‖∇f‖ between the clouds, the gradient at each hidden layer and the critic's "
+                              "weights: why weight clipping fails (WGAN-GP paper, section 3).")
 running = session.state == "running"
 
 
@@ -248,22 +251,35 @@ def live_view() -> None:
                      help="Generated points within 3 standard deviations of a mode centre.")
     right.metric("‖∇f‖ on interpolates", f"{m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}",
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
+    if snap.lipschitz:
+        right.caption(snap.lipschitz["diagnosis"])
     right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training")
 
 
 @st.fragment(run_every=CHART_S if running else None)
 def curves() -> None:
     snap = session.latest()
-    if snap is None or not snap.history:
+    if snap is None:
         return
     log = session.metrics_log()
-    a, b = st.columns(2)
-    # Heights come from the charts themselves: a fixed element height would squash the plot
-    # under its legend.
-    a.altair_chart(charts.distance_chart(snap.history, log), width="stretch")
-    b.altair_chart(charts.loss_chart(snap.history), width="stretch")
-    if any(r.get("modes") is not None for r in log):
-        st.altair_chart(charts.quality_chart(log), width="stretch")
+    if snap.history:
+        a, b = st.columns(2)
+        # Heights come from the charts themselves: a fixed element height would squash the plot
+        # under its legend.
+        a.altair_chart(charts.distance_chart(snap.history, log), width="stretch")
+        b.altair_chart(charts.loss_chart(snap.history), width="stretch")
+        if any(r.get("modes") is not None for r in log):
+            st.altair_chart(charts.quality_chart(log), width="stretch")
+    health = snap.lipschitz
+    if health_panel and health:
+        st.subheader("Lipschitz health")
+        st.info(health["diagnosis"])
+        h1, h2, h3 = st.columns(3)
+        h1.altair_chart(charts.grad_norm_histogram_chart(health["grad_norms"]), width="stretch")
+        h2.altair_chart(charts.layer_norms_chart(["this critic"], [health["layers"]], height=160), width="stretch")
+        bound = f" · {100 * health['at_bound']:.1f}% at ±c" if health["at_bound"] is not None else ""
+        h3.altair_chart(charts.weight_histogram_chart(health["weight_counts"], health["weight_edges"],
+                                                      f"the critic's weights{bound}", health["clip"]), width="stretch")
 
 
 live_view()

@@ -83,6 +83,11 @@ def test_toy_end_to_end_writes_every_output(tmp_path):
     assert json.loads((out / "config.json").read_text())["seed"] == 3
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss_c,loss_g") and len(rows) == 7
+    # the critic's gradient at each of its 3 hidden layers, at each frame's step and the end
+    layers = [r.split(",") for r in (out / "layer_grad_norms.csv").read_text().splitlines()]
+    assert layers[0] == ["step", "layer_1", "layer_2", "layer_3"] and layers[-1][0] == "6"
+    assert all(float(v) >= 0 for r in layers[1:] for v in r[1:])
+    assert (out / "lipschitz.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the checkpoint loads back (weights_only) and resumes at step 6
     from explorer.checkpoints import load_checkpoint
     from explorer.toy_training import toy_trainer_from_checkpoint

@@ -110,3 +110,26 @@ def test_bad_grid_values_give_a_message_not_a_traceback():
         assert any("at most 16" in e.value for e in at.error)
     finally:
         _stop(at)
+
+
+def test_the_depth_mode_shows_figure_1b_and_1c():
+    at = _app()
+    try:
+        at.radio(key="cmp_mode").set_value("Gradients with depth (WGAN-GP Figure 1b)")
+        at.run()
+        assert not at.exception, at.exception
+        at.slider(key="cmp_depth_deep").set_value(5)
+        at.run()
+        _button(at, "Step").click()
+        at.run()
+        assert not at.exception, at.exception
+        snap = at.session_state["cmp_session"].latest()
+        assert snap.step == 10 and len(snap.panels) == 4
+        assert snap.labels[0] == "clipping, c = 0.1" and snap.labels[-1].startswith("gradient penalty")
+        assert all(len(p.lipschitz["layers"]) == 5 for p in snap.panels)
+        charts = at.get("vega_lite_chart")
+        assert len(charts) >= 5                     # the per-layer chart and four weight histograms
+        captions = " ".join(c.value for c in at.caption)
+        assert "Figure 1b" in captions and "penalty" in captions
+    finally:
+        _stop(at)

@@ -150,3 +150,17 @@ def test_over_the_cap_is_told_politely(app):
     finally:
         other.close()
         session_mod.set_max_runs(old)
+
+
+def test_the_lipschitz_health_panel(app):
+    at = app(loss="wgan", depth="3")
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    assert not at.exception
+    health = session_of(at).latest().lipschitz
+    assert len(health["layers"]) == 3 and 0 <= health["at_bound"] <= 1
+    assert any(health["diagnosis"] == c.value for c in at.caption)     # the one-line diagnosis, always
+    before = len(at.get("vega_lite_chart"))
+    at.toggle(key="g2_health").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == before + 3                 # ‖∇f‖, per layer, weights
+    assert any("Lipschitz health" in h.value for h in at.subheader)
