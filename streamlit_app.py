@@ -7,7 +7,8 @@ import streamlit as st  # noqa: E402
 
 from explorer.pool import get_pool  # noqa: E402
 
-st.set_page_config(page_title="Distance & GAN explorer", page_icon=":material/straighten:", layout="wide")
+# An emoji, not a :material/...: icon: the browser draws it without fetching a font (offline classrooms).
+st.set_page_config(page_title="Distance & GAN explorer", page_icon="📏", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -40,7 +40,7 @@ def load_array(path: str) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="shapes", choices=["shapes", "mnist", "fashion-mnist"])
+    p.add_argument("--dataset", default="shapes", choices=["shapes", "shapes-busy", "mnist", "fashion-mnist"])
     p.add_argument("--images", help="a .npy of uint8 images to train on instead (dataset 'upload')")
     p.add_argument("--marks", type=float, nargs="+", default=[30, 60, 120], help="training seconds")
     p.add_argument("--out", default="runs/image_quality", help="folder for the PNGs")

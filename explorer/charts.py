@@ -71,11 +71,13 @@ def _lines(df: pd.DataFrame, y_title: str, colours: dict[str, str], dashed: Sequ
     ).properties(height=height, autosize=FIT_WIDTH)
 
 
-def loss_chart(history: Sequence[dict]) -> alt.Chart:
-    """Critic and generator loss over generator steps (bin means of trainer.history)."""
-    df = _long({"critic loss": binned(*_column(history, "loss_c")),
+def loss_chart(history: Sequence[dict], critic_name: str = "critic") -> alt.Chart:
+    """Critic and generator loss over generator steps (bin means of trainer.history); critic_name
+    "discriminator" under the plain GAN."""
+    critic = f"{critic_name} loss"
+    df = _long({critic: binned(*_column(history, "loss_c")),
                 "generator loss": binned(*_column(history, "loss_g"))})
-    return _lines(df, "loss", {"critic loss": CRITIC_COLOUR, "generator loss": GENERATOR_COLOUR})
+    return _lines(df, "loss", {critic: CRITIC_COLOUR, "generator loss": GENERATOR_COLOUR})
 
 
 def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.Chart:
@@ -105,17 +107,22 @@ def quality_chart(metrics_log: Sequence[dict]) -> alt.Chart:
     return _lines(df, "percent", {modes_name: "#54a24b", hq_name: "#f58518"}, height=200, y_domain=(0, 100))
 
 
-def image_metrics_chart(metrics_log: Sequence[dict]) -> alt.Chart:
-    """Sliced W (generated vs held-out real, and its real-vs-real floor) and diversity over steps.
+def image_metrics_charts(metrics_log: Sequence[dict]) -> tuple[alt.Chart, alt.Chart]:
+    """(sliced W, diversity) over steps, each with its real-vs-real reference dashed: two charts,
+    as their scales differ.
 
-    Diversity (mean pairwise RMS distance of a fixed batch) falls towards 0 when the generator
-    collapses; the dashed line is the same number for real images.
+    Sliced W compares generated with held-out real images; diversity (mean pairwise RMS distance of a
+    fixed batch) falls towards 0 when the generator collapses.
     """
-    names = {"sliced_w": "sliced W (generated vs real)", "sliced_w_floor": "sliced W floor (real vs real)",
-             "diversity": "diversity (generated)", "diversity_real": "diversity (real)"}
-    df = _long({name: binned(*_column(metrics_log, key)) for key, name in names.items()})
-    colours = dict(zip(names.values(), (CRITIC_COLOUR, "#ff9d98", GENERATOR_COLOUR, "#9ecae9")))   # floors: lighter
-    return _lines(df, "value", colours, dashed=[names["sliced_w_floor"], names["diversity_real"]])
+    out = []
+    for (key, name), (floor_key, floor_name), title, colours in (
+            (("sliced_w", "sliced W (generated vs real)"), ("sliced_w_floor", "sliced W floor (real vs real)"),
+             "sliced Wasserstein distance", (CRITIC_COLOUR, "#ff9d98")),
+            (("diversity", "diversity (generated)"), ("diversity_real", "diversity (real)"),
+             "diversity", (GENERATOR_COLOUR, "#9ecae9"))):
+        df = _long({name: binned(*_column(metrics_log, key)), floor_name: binned(*_column(metrics_log, floor_key))})
+        out.append(_lines(df, title, dict(zip((name, floor_name), colours)), dashed=[floor_name], height=200))
+    return out[0], out[1]
 
 
 # ----------------------------------------------------------------------------- compare
@@ -139,32 +146,50 @@ def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
 
 
 # ----------------------------------------------------------------------------- histograms
+BIN_AXIS = alt.Axis(format="d", tickMinStep=1)   # bins are whole numbers: no -0.4 ... 2.4 ticks
+
+
 def bars(mass: np.ndarray, positions: np.ndarray, title: str, colour: str,
          x_domain: tuple[float, float], y_max: float) -> alt.Chart:
     """One histogram as bars of unit width centred on its bin positions (shared axes for P and Q)."""
     df = pd.DataFrame({"bin": positions, "mass": mass, "left": positions - 0.5, "right": positions + 0.5})
     return alt.Chart(df, title=title, height=220).mark_rect(color=colour).encode(
-        x=alt.X("left:Q", title="bin", scale=alt.Scale(domain=list(x_domain), nice=False)),
+        x=alt.X("left:Q", title="bin", scale=alt.Scale(domain=list(x_domain), nice=False), axis=BIN_AXIS),
         x2="right:Q",
         y=alt.Y("mass:Q", title="mass (normalized)", scale=alt.Scale(domain=[0, y_max])),
         tooltip=["bin:Q", alt.Tooltip("mass:Q", format=".4f")],
     )
 
 
-def sweep(records: list[dict], k_now: int, unit: str, emd_title: str) -> tuple[alt.LayerChart, alt.LayerChart]:
-    """Distances against the shift k: (bounded ones: TV, JS, JS distance; EMD), with a rule at k_now."""
+def sweep(records: list[dict], k_now: int, unit: str, emd_title: str, ground: str = "abs"
+          ) -> tuple[alt.LayerChart, alt.LayerChart]:
+    """Distances against the shift k: (bounded ones: TV, JS, JS distance; EMD), with a rule at k_now.
+
+    The titles say what the curves do: "saturate" only where TV reaches 1 (the supports separate),
+    and the EMD's title follows its ground distance. The JS distance is dashed and drawn above TV,
+    which it equals on the plateau in bits (both are 1 there)."""
     df = pd.DataFrame(records)
     long = df.melt(id_vars="k", value_vars=["tv", "js", "js_distance"], var_name="distance", value_name="value")
     long["distance"] = long["distance"].map({"tv": "TV", "js": f"JS ({unit})", "js_distance": "JS distance"})
     now = alt.Chart(pd.DataFrame({"k": [k_now]})).mark_rule(color="grey", strokeDash=[4, 3]).encode(x="k:Q")
-    bounded = alt.Chart(long, title="TV and JS saturate", height=200).mark_line(point=len(df) <= 60).encode(
-        x=alt.X("k:Q", title="shift of Q (bins)"), y=alt.Y("value:Q", title=f"value ({unit} for JS)"),
-        color=alt.Color("distance:N", legend=alt.Legend(orient="bottom", title=None)),
+    plateau = bool((df["tv"] > 1 - 1e-9).any())
+    names = ["TV", f"JS ({unit})", "JS distance"]
+    bounded = alt.Chart(long, title="TV and JS saturate" if plateau else "TV and JS against the shift",
+                        height=200).mark_line(point=len(df) <= 60).encode(
+        x=alt.X("k:Q", title="shift of Q (bins)", axis=BIN_AXIS), y=alt.Y("value:Q", title=f"value ({unit} for JS)"),
+        color=alt.Color("distance:N", legend=alt.Legend(orient="bottom", title=None), sort=names),
+        strokeDash=alt.StrokeDash("distance:N", legend=None, sort=names,
+                                  scale=alt.Scale(domain=names, range=[[1, 0], [1, 0], [6, 4]])),
+        strokeWidth=alt.StrokeWidth("distance:N", legend=None, sort=names,
+                                    scale=alt.Scale(domain=names, range=[4, 2, 2])),
+        order=alt.Order("distance:N", sort="ascending"),
         tooltip=["k:Q", "distance:N", alt.Tooltip("value:Q", format=".4f")],
     )
-    emd = alt.Chart(df, title="EMD keeps growing", height=200).mark_line(
+    emd_name = {"abs": "EMD keeps growing, by one per bin", "sq": "EMD keeps growing, as the square of the shift",
+                "saturated": "EMD with a saturating ground distance flattens too, at 1"}[ground]
+    emd = alt.Chart(df, title=emd_name, height=200).mark_line(
         color="#54a24b", point=len(df) <= 60).encode(
-        x=alt.X("k:Q", title="shift of Q (bins)"), y=alt.Y("emd:Q", title=emd_title),
+        x=alt.X("k:Q", title="shift of Q (bins)", axis=BIN_AXIS), y=alt.Y("emd:Q", title=emd_title),
         tooltip=["k:Q", alt.Tooltip("emd:Q", format=".4f")],
     )
     # fit-x: the legend goes below the 200 px of plot instead of into them (Streamlit's default fits both).
@@ -180,7 +205,7 @@ def flow_bands(p: np.ndarray, q: np.ndarray, positions: np.ndarray, flows: list[
     bottom = pd.DataFrame({"bin": positions, "y": -q / scale, "y2": 0.0, "mass": q})
     for df in (top, bottom):
         df["left"], df["right"] = df["bin"] - 0.5, df["bin"] + 0.5
-    x = alt.X("left:Q", title="bin", scale=alt.Scale(nice=False))
+    x = alt.X("left:Q", title="bin", scale=alt.Scale(nice=False), axis=BIN_AXIS)
     y = alt.Y("y:Q", axis=None)
     tip = ["bin:Q", alt.Tooltip("mass:Q", format=".4f")]
     p_bars = alt.Chart(top).mark_rect(color=P_COLOUR).encode(x=x, x2="right:Q", y=y, y2="y2:Q", tooltip=tip)

@@ -16,9 +16,9 @@ TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll", "ring", "points")
 TOY_DATASET_NAMES = {"8gaussians": "8 Gaussians", "25gaussians": "25 Gaussians", "swissroll": "Swiss roll",
                      "ring": "Ring", "points": "My points (CSV)"}
 
-IMAGE_DATASETS = ("shapes", "mnist", "fashion-mnist", "upload")
-IMAGE_DATASET_NAMES = {"shapes": "Shapes (built in)", "mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST",
-                       "upload": "Your own pictures"}
+IMAGE_DATASETS = ("shapes", "shapes-busy", "mnist", "fashion-mnist", "upload")
+IMAGE_DATASET_NAMES = {"shapes": "Shapes, one per image", "shapes-busy": "Shapes, several (notes)",
+                       "mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "upload": "Your own pictures"}
 IMAGE_SIZES = (28, 32, 64)
 NORMS = ("batch", "instance", "layer", "none")
 PRECISIONS = ("off", "bf16", "fp16")    # mixed precision on CUDA

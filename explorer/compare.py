@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from explorer.choices import TOY_DATASET_NAMES
 from explorer.critic_field import critic_field, critic_push
 from explorer.lipschitz import lipschitz_stats
 from explorer.losses import clip_weights, critic_terms, input_grad_norms, interpolates, make_optimizer
@@ -272,5 +273,5 @@ def make_critic_only(cfg: CriticOnlyConfig) -> Lockstep:
     names = {"clip": f"weight clipping (c = {cfg.clip:g})", "gp": f"gradient penalty (λ = {cfg.lam:g})"}
     pairs = [(m, d) for m in cfg.methods for d in cfg.datasets]
     trainers = [CriticOnlyTrainer(replace(cfg), d, m) for m, d in pairs]
-    return Lockstep(trainers, [f"{d} · {names[m]}" for m, d in pairs],
+    return Lockstep(trainers, [f"{TOY_DATASET_NAMES[d]} · {names[m]}" for m, d in pairs],
                     lambda t: critic_only_snapshot(t, cfg.n, cfg.grid))

@@ -42,7 +42,7 @@ class ImageConfig(TrainConfig):
     batch_size: int = 64          # images per batch (the lecture notes use 32 to 128)
     beta2: float = 0.999          # Adam beta2 (DCGAN: 0.999; WGAN-GP: 0.9)
     n_critic: int = 1             # critic steps per generator step (WGAN and WGAN-GP: 5)
-    dataset: str = "shapes"       # "shapes" (no download), "mnist", "fashion-mnist" or "upload"
+    dataset: str = "shapes"       # "shapes" (one per image, no download), "shapes-busy", "mnist", "fashion-mnist", "upload"
     image_size: int = 28          # 28, 32 or 64 pixels a side; 28 is the fast CPU default
     channels: int = 1             # 1 grey, 3 colour
     latent_dim: int = 100         # size of the noise vector z (DCGAN: 100)

@@ -49,11 +49,14 @@ def _inside(kind: np.ndarray, u: np.ndarray, v: np.ndarray, r: np.ndarray, aspec
     return np.take_along_axis(masks, kind[None], axis=0)[0]    # (S, P)
 
 
-def make_shapes(n: int, size: int = 64, channels: int = 3, seed: int | tuple[int, ...] = 0) -> np.ndarray:
+def make_shapes(n: int, size: int = 64, channels: int = 3, seed: int | tuple[int, ...] = 0,
+                busy: bool = True) -> np.ndarray:
     """n procedural Shapes images as uint8, shape (n, channels, size, size); deterministic in seed.
 
-    Background 0; each of 1..5 shapes (1..3, larger, below 48 pixels) gets a random colour (brightest channel 255) or, in grey,
-    a random intensity in [128, 255]. Later shapes are drawn over earlier ones.
+    Background 0. busy (the lecture notes' PurdueShapes5GAN-like images): each of 1..5 shapes (1..3,
+    larger, below 48 pixels) gets a random colour (brightest channel 255) or, in grey, a random
+    intensity in [128, 255]; later shapes are drawn over earlier ones. Not busy: one plain shape per
+    image, larger and nearer the middle: a first demo a GAN learns in minutes.
     >>> make_shapes(2, 28, 1, seed=1).shape
     (2, 1, 28, 28)
     """
@@ -64,19 +67,24 @@ def make_shapes(n: int, size: int = 64, channels: int = 3, seed: int | tuple[int
     s = n * MAX_SHAPES
     # Small images get fewer, relatively larger shapes, so a shape still spans a few pixels.
     most, (r_lo, r_hi) = (MAX_SHAPES, (0.09, 0.2)) if size >= 48 else (3, (0.14, 0.28))
+    if not busy:
+        most, (r_lo, r_hi) = 1, (0.22, 0.34)
     count = rng.integers(1, most + 1, size=n)
     active = (np.arange(MAX_SHAPES)[None, :] < count[:, None]).reshape(s, 1)
     kind = rng.integers(0, len(SHAPE_KINDS), size=(s, 1))
     radius = rng.uniform(r_lo, r_hi, size=(s, 1)) * size
     aspect = rng.uniform(0.45, 0.8, size=(s, 1))
     angle = rng.uniform(0, 2 * np.pi, size=(s, 1))
-    centre = rng.uniform(0.15, 0.85, size=(s, 2)) * (size - 1)
+    centre = rng.uniform(0.15, 0.85, size=(s, 2)) * (size - 1) if busy else \
+        rng.uniform(0.4, 0.6, size=(s, 2)) * (size - 1)
     if channels == 3:
         colour = rng.uniform(0.0, 1.0, size=(s, 3))
         colour = colour / colour.max(axis=1, keepdims=True)
     else:
         colour = rng.uniform(0.5, 1.0, size=(s, 1))
     colour = np.round(colour * 255).astype(np.uint8)
+    if not busy:
+        return _solid_shapes(size, channels, *(a[::MAX_SHAPES] for a in (kind, radius, aspect, angle, centre, colour)))
 
     # Local integer pixel grid of the un-rotated shape, wide enough for the largest radius.
     half = int(np.ceil(r_hi * size)) + 1
@@ -94,6 +102,19 @@ def make_shapes(n: int, size: int = 64, channels: int = 3, seed: int | tuple[int
     out = np.zeros((n, size, size, channels), dtype=np.uint8)
     out[image, cy[shape_id, pix], cx[shape_id, pix]] = colour[shape_id]
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _solid_shapes(size: int, channels: int, kind: np.ndarray, radius: np.ndarray, aspect: np.ndarray,
+                  angle: np.ndarray, centre: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """One shape per image, each pixel mapped back into the shape's own frame: solid, no holes.
+    Parameters per image: (n, 1) kind, radius, aspect, angle; (n, 2) centre; (n, channels) colour."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    dx, dy = xs.reshape(1, -1) - centre[:, :1], ys.reshape(1, -1) - centre[:, 1:]
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = dx * cos + dy * sin, -dx * sin + dy * cos          # the inverse of the shape's rotation
+    inside = _inside(kind, u, v, radius, aspect)              # (n, size * size)
+    out = np.where(inside[:, :, None], colour[:, None, :], 0).astype(np.uint8)
+    return np.ascontiguousarray(out.reshape(len(kind), size, size, channels).transpose(0, 3, 1, 2))
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -164,19 +185,19 @@ class ImageSource:
 SHAPES_POOL_BYTES = 2**25   # at most 32 MB of cached Shapes per size (20 000 images at 28x28 grey)
 
 
-def shapes_pool(size: int, channels: int, seed: int = 0) -> torch.Tensor:
+def shapes_pool(size: int, channels: int, seed: int = 0, busy: bool = True) -> torch.Tensor:
     """A cached, read-only pool of Shapes images shared by every run in the process.
 
     Like the notes' PurdueShapes5GAN-20000: up to 20 000 images (fewer at 64x64 colour, to stay
     within SHAPES_POOL_BYTES). Drawing from a pool is ~10x cheaper than drawing new shapes.
     """
-    return _shapes_pool(int(size), int(channels), int(seed))
+    return _shapes_pool(int(size), int(channels), int(seed), bool(busy))
 
 
-@functools.lru_cache(maxsize=4)   # keyed on all three arguments, always passed positionally
-def _shapes_pool(size: int, channels: int, seed: int) -> torch.Tensor:
+@functools.lru_cache(maxsize=4)   # keyed on all four arguments, always passed positionally
+def _shapes_pool(size: int, channels: int, seed: int, busy: bool) -> torch.Tensor:
     n = min(20_000, SHAPES_POOL_BYTES // (channels * size * size))
-    chunks = [make_shapes(min(1000, n - i), size, channels, seed=(20_000_003 + seed, i))  # bounded memory
+    chunks = [make_shapes(min(1000, n - i), size, channels, seed=(20_000_003 + seed, i), busy=busy)  # bounded memory
               for i in range(0, n, 1000)]
     return torch.from_numpy(np.concatenate(chunks))
 
@@ -212,10 +233,11 @@ def make_image_source(name: str = "shapes", size: int = 28, channels: int | None
         channels = 1 if (size == 28 or name in ("mnist", "fashion-mnist")) else 3
     if channels not in (1, 3):
         raise ValueError(f"Images have 1 (grey) or 3 (colour) channels; got {channels}.")
-    if name == "shapes":
+    if name in ("shapes", "shapes-busy"):
+        busy = name == "shapes-busy"
         # A different seed stream for the held-out images than any training batch can draw.
-        heldout = make_shapes(n_heldout, size, channels, seed=10_000_019 + seed)
-        return ImageSource("shapes", size, channels, heldout=heldout, pool=shapes_pool(size, channels, seed))
+        heldout = make_shapes(n_heldout, size, channels, seed=10_000_019 + seed, busy=busy)
+        return ImageSource(name, size, channels, heldout=heldout, pool=shapes_pool(size, channels, seed, busy))
     if name == "upload":
         if uploads is None or len(uploads) == 0:
             raise ValueError("No usable pictures were uploaded; upload PNG/JPG files or a zip of them.")

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from explorer.process import cache_dir
+from explorer.process import cache_dir as app_cache_dir
 
 IMAGE_MAGIC = 2051
 # name -> (mirrors, {file: md5 of the .gz as published}, train count, test count)
@@ -43,7 +43,7 @@ class DatasetUnavailable(OSError):
 
 def default_cache_dir() -> Path:
     """$EXPLORER_CACHE_DIR, else `.cache/` in the project folder (ignored by git)."""
-    return cache_dir()
+    return app_cache_dir()
 
 
 def parse_idx_images(data: bytes) -> np.ndarray:
@@ -133,7 +133,12 @@ def load_mnist(name: str = "mnist", cache_dir: str | Path | None = None,
             break
         else:
             pretty = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[name]
+            # Where the file goes, said relative to the app's cache folder: a visitor must not see the
+            # server's own paths (the one who runs the server knows where EXPLORER_CACHE_DIR points).
+            where = f"{folder.name}/"
             raise DatasetUnavailable(
-                f"Could not download {pretty} ({file}); are you offline? Choose the Shapes dataset, "
-                f"which needs no download, or put the file into {folder}. Details: {'; '.join(errors)}")
+                f"Could not download {pretty} ({file}); are you offline? Choose the Shapes dataset, which needs "
+                f"no download; or whoever runs the app can put {file} into {where} in the app's cache folder "
+                f"(EXPLORER_CACHE_DIR, by default .cache/ in the project) and try again. "
+                f"({len(errors)} mirror(s) failed: {'; '.join(e.split(': ', 1)[-1] for e in errors)[:300]})")
     return out[0], out[1]

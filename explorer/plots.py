@@ -24,7 +24,8 @@ REAL_COLOUR, FAKE_COLOUR = "orange", "green"   # the lecture notes' colours: rea
 # ----------------------------------------------------------------------------- the critic's landscape
 def field_frame(snapshot: Any, arrows: bool = False, grad_map: bool = False, vmin: float | None = None,
                 vmax: float | None = None, title: str | None = None, legend: bool = True,
-                size: float = 4.8, dpi: int = 100, reuse: Figure | None = None) -> Figure:
+                size: float = 4.8, dpi: int = 100, reuse: Figure | None = None,
+                value_label: str = "critic value f") -> Figure:
     """The critic over [-lim, lim]^2 with real points (orange +) and generated points (green x).
 
     snapshot needs: field (g, g) critic values with axis 0 = y, lim, real (n, 2), fake (n, 2), step;
@@ -33,11 +34,12 @@ def field_frame(snapshot: Any, arrows: bool = False, grad_map: bool = False, vmi
     runs side by side) or, with grad_map, ||grad f|| on a diverging scale centred on 1: white where
     the norm is 1, the value the gradient penalty asks for. Contour lines of f are drawn on top.
     arrows: a short arrow at each generated point along grad f, where the generator moves it.
+    value_label: the colour bar's name for f ("discriminator logit" under the plain GAN).
     reuse: a figure this function returned before; when its layout fits it is updated in place,
     which skips building axes, ticks and colour bar (about half the cost of a frame).
     """
     lim = float(snapshot.lim)
-    layout = (bool(grad_map), bool(legend), float(size), int(dpi), lim)
+    layout = (bool(grad_map), bool(legend), float(size), int(dpi), lim, value_label)
     parts = getattr(reuse, "_frame_parts", None)
     if parts is None or parts["layout"] != layout:
         reuse = _new_frame(layout)
@@ -82,7 +84,7 @@ def field_frame(snapshot: Any, arrows: bool = False, grad_map: bool = False, vmi
 
 def _new_frame(layout: tuple) -> Figure:
     """Axes, image, colour bar, ticks and the two scatters of a frame, with placeholder data."""
-    grad_map, legend, size, dpi, lim = layout
+    grad_map, legend, size, dpi, lim, value_label = layout
     fig = Figure(figsize=(size, size * 0.86), dpi=dpi)
     FigureCanvasAgg(fig)
     # Margins in inches, not fractions: the tick labels and the colour bar's title keep their size
@@ -94,7 +96,7 @@ def _new_frame(layout: tuple) -> Figure:
                       cmap="RdBu_r" if grad_map else "viridis", interpolation="nearest")
     bar = fig.colorbar(image, cax=cax)
     cax.tick_params(labelsize=7)
-    bar.set_label("‖∇f‖  (white = 1)" if grad_map else "critic value f", fontsize=8)
+    bar.set_label("‖∇f‖  (white = 1)" if grad_map else value_label, fontsize=8)
     empty = np.empty((0, 2))
     real = ax.scatter(empty[:, 0], empty[:, 1], c=REAL_COLOUR, marker="+", s=22, linewidths=0.9, label="real")
     fake = ax.scatter(empty[:, 0], empty[:, 1], c=FAKE_COLOUR, marker="x", s=14, linewidths=0.9,

@@ -182,16 +182,24 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
 
 # ----------------------------------------------------------------------------- tables
 def metrics_table(history: list[dict], metrics_log: list[dict]) -> pd.DataFrame:
-    """One row per recorded step: losses and the critic estimate, joined with the measured metrics
-    (exact W1, floor, modes, HQ) at the steps where a snapshot measured them (empty elsewhere)."""
+    """One row per recorded step: losses and the critic estimate, then the measured metrics (exact
+    W1, floor, modes, HQ) of the latest snapshot at or before that step, and that snapshot's step
+    in `measured_at` (snapshots are rarer than steps: no blank cells, and no number passed off as
+    measured where it was not)."""
     left = pd.DataFrame(list(history))
     right = pd.DataFrame(list(metrics_log))
     if right.empty:
         return left
+    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "step"])
+    for col in ("modes", "n_modes"):      # counts: whole numbers, not 8.0
+        if col in right:
+            right[col] = right[col].astype("Int64")
+    right = right.rename(columns={"step": "measured_at"}).sort_values("measured_at")
     if left.empty:
         return right
-    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "step"])
-    return left.merge(right, on="step", how="outer").sort_values("step", ignore_index=True)
+    table = pd.merge_asof(left.sort_values("step"), right, left_on="step", right_on="measured_at")
+    table["measured_at"] = table["measured_at"].astype("Int64")
+    return table
 
 
 # ----------------------------------------------------------------------------- headless

@@ -27,6 +27,15 @@ P = "cmp_"             # prefix of this page's session_state keys
 MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid", "Gradients with depth (WGAN-GP Figure 1b)")
 DATASETS = tuple(d for d in TOY_DATASETS if d != "points")   # the built-in ones
 NICE = TOY_DATASET_NAMES
+SCALE_SAYS = {   # what each colour scale of the critic's values shows, in a sentence
+    "standardized, shared": "Colours: each critic's values minus their mean, divided by their spread, on one scale: "
+                            "the shapes compare, the sizes do not (a clipped critic's values are tiny).",
+    "per panel": "Colours: each panel on its own scale, from its smallest value to its largest.",
+    "raw, shared": "Colours: the critics' values as they are, on one scale for every panel: a clipped critic, "
+                   "whose values are tiny, is one flat colour.",
+}
+FIELD_NAMES = {"lam": "λ (penalty weight)", "clip": "c (weight clip)", "n_critic": "critic iterations",
+               "lr_g": "generator learning rate", "lr_c": "critic learning rate", "seed": "seed"}
 
 
 def new_session() -> Session:
@@ -64,7 +73,9 @@ st.markdown(
 with st.sidebar:
     mode = st.radio("What to compare", MODES, key=P + "mode")
     st.header("Shared settings")
-    dataset = st.selectbox("Dataset", DATASETS, key=P + "dataset", format_func=NICE.get)
+    dataset = st.selectbox("Dataset", DATASETS, key=P + "dataset", format_func=NICE.get,
+                           disabled=mode == MODES[1], help="The critic-only mode picks its datasets above its panels."
+                           if mode == MODES[1] else None)
     width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else 128,
                              key=P + "width")
     if mode == MODES[3]:   # the paper's deep critics: up to 12 layers (a slider of its own)
@@ -76,6 +87,10 @@ with st.sidebar:
     scale = st.radio("Colour scale of the critic", plots.SCALES, key=P + "scale",
                      help="Clipped critics take tiny values, GP critics values of order W1: "
                           "standardized fields ((f − mean) / std) share one scale and compare shapes.")
+    arrows = st.toggle("Arrows: where each critic pushes the generated points", key=P + "arrows")
+    grad_map = st.toggle("Gradient-norm maps ‖∇f‖ (1 = white)", key=P + "grad_map", value=True,
+                         help="Where weight clipping fails shows best here: the penalised critic's map is white "
+                              "(‖∇f‖ = 1) between the clouds, the clipped one's deep blue (‖∇f‖ ≪ 1).")
 base = ToyConfig(dataset=dataset, width=width, depth=depth, batch_size=batch, seed=seed)
 
 error = None
@@ -92,8 +107,8 @@ try:
                    "iterations reads further along the same stream every generator step.")
     elif mode == MODES[1]:
         a, b, c3 = st.columns(3)
-        picked = a.multiselect("Datasets", DATASETS[:3] + ("ring",), list(DATASETS[:3]), key=P + "co_data",
-                               format_func=NICE.get)
+        picked = a.multiselect("Datasets", DATASETS, list(DATASETS[:3]), key=P + "co_data", format_func=NICE.get,
+                               help="One column of panels per dataset.")
         lam = b.number_input("λ (gradient penalty)", 0.0, 100.0, 10.0, key=P + "co_lam")
         clip = c3.select_slider("c (weight clipping)", (0.001, 0.01, 0.1), 0.01, key=P + "co_clip")
         cfg = C.CriticOnlyConfig(datasets=tuple(picked), lam=lam, clip=clip, width=width, depth=depth,
@@ -101,8 +116,11 @@ try:
         cfg.validate()
         factory = partial(C.make_critic_only, replace(cfg))
         st.caption("The “generator” is held fixed at the real data plus unit-variance Gaussian noise; "
-                   "only the critics train (one critic step per step), toward the optimal critic. "
-                   "Top row: weight clipping; bottom row: gradient penalty.")
+                   "only the critics train (one critic step per step), toward the optimal critic, as in the "
+                   "paper, which trains them to optimality: let it run for a thousand steps or more. Top row: "
+                   "weight clipping; bottom row: gradient penalty. What to look for: the clipped critic ends "
+                   "as a few straight ramps (it can only tilt, its ‖∇f‖ far below 1), the penalised one "
+                   "follows the data's shape with ‖∇f‖ ≈ 1 around it.")
     elif mode == MODES[3]:
         a, b = st.columns(2)
         lam = a.number_input("λ of the penalised critic", 0.0, 100.0, 10.0, key=P + "d_lam")
@@ -120,10 +138,11 @@ try:
                    "it stays level; and the clipped critics' weights pile up at ±c (WGAN-GP paper, Figure 1b, 1c).")
     else:
         a, b = st.columns(2)
-        fa = a.selectbox("First axis", MEMBER_FIELDS, 0, key=P + "fa")
+        fa = a.selectbox("First axis", MEMBER_FIELDS, 0, key=P + "fa", format_func=FIELD_NAMES.get)
         va = a.text_input("its values", "0.1, 1, 10", key=P + "va")
-        fb = b.selectbox("Second axis", ("none",) + MEMBER_FIELDS, 3, key=P + "fb")
-        vb = b.text_input("its values", "1, 5", key=P + "vb")
+        fb = b.selectbox("Second axis", ("none",) + MEMBER_FIELDS, 3, key=P + "fb",
+                         format_func=lambda f: FIELD_NAMES.get(f, f))
+        vb = b.text_input("its values", "1, 5", key=P + "vb") if fb != "none" else ""
         cfg = Grid.GridConfig(base=base, field_a=fa, values_a=floats(va), field_b=None if fb == "none" else fb,
                               values_b=floats(vb) if fb != "none" else ())
         cfg.member_configs()
@@ -156,14 +175,15 @@ running = session.state == "running"
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
     """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each."""
-    key = (snap, scale)   # the snapshot itself, not its id(): a freed one's id may come back
+    key = (snap, scale, arrows, grad_map)   # the snapshot itself, not its id(): a freed one's id may come back
     drawn = st.session_state.get(P + "frame_key")
-    if drawn is None or drawn[0] is not snap or drawn[1] != scale:   # draw each snapshot once
+    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:   # draw each snapshot once
         size = 2.6 if small else 4.0
         figures = st.session_state.get(P + "figures") or []   # updated in place: about twice as fast
         panels = plots.scaled_panels(snap.panels, scale)
         figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
-                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None)
+                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
+                                     arrows=arrows, grad_map=grad_map)
                    for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
         st.session_state[P + "figures"] = figures
         st.session_state[P + "frames"] = [plots.figure_png(fig) for fig in figures]
@@ -202,6 +222,8 @@ def live_view() -> None:
         return
     st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · colour "
                 f"scale: {scale}")
+    st.caption(SCALE_SAYS[scale] if not grad_map else "Background: ‖∇f‖ on one scale for every panel, white at 1 "
+               "(what the penalty asks for), blue below, red above. Switch the maps off to see the critic's values.")
     if mode == MODES[1]:
         draw_panels(snap, len(cfg.datasets), small=False)
         st.caption("Under the panels, exact W1 is between the fixed real and noisy samples: an optimal "
@@ -210,7 +232,11 @@ def live_view() -> None:
         draw_panels(snap, min(4, len(snap.panels)), small=True)
         if mode == MODES[2]:
             fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
-            st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True)
+            numbers = {c: st.column_config.NumberColumn(c, format="%.3g") for c in
+                       ("W1 exact", "W1 floor", "‖∇f‖ mean", "‖∇f‖ std")}
+            st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True,
+                         column_config={**{f: FIELD_NAMES[f] for f in fields}, **numbers,
+                                        "HQ %": st.column_config.NumberColumn("HQ %", format="%.1f")})
     else:
         draw_panels(snap, len(snap.panels), small=False)
 

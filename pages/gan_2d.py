@@ -66,6 +66,11 @@ def _float_eq(raw: str, option: float) -> bool:
         return False
 
 
+def sig(value: float) -> str:
+    """Three significant figures: weight clipping's tiny gradients read 0.00048, not 0.00."""
+    return f"{value:.3g}"
+
+
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -140,6 +145,8 @@ st.session_state[P + "session"] = session   # tests and teardown reach the run t
 
 with st.sidebar:
     st.header("Data and model")
+    st.caption("Changing any of these starts a new run at step 0: download the checkpoint first to keep "
+               "this one.")
     st.selectbox("Dataset", TOY_DATASETS, key=P + "dataset", format_func=TOY_DATASET_NAMES.get)
     points = points_digest = None
     if st.session_state[P + "dataset"] == "points":
@@ -160,8 +167,10 @@ with st.sidebar:
     st.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
     st.selectbox("Device", DEVICES, key=P + "device")
     st.header("Changeable while running")
-    st.slider("λ, gradient-penalty weight (WGAN-GP)", 0.0, 50.0, step=0.5, key=P + "lam")
-    st.select_slider("c, weight clip (WGAN)", CLIPS, key=P + "clip")
+    loss_now = st.session_state[P + "loss"]      # only the loss's own knob is live
+    st.slider("λ, gradient-penalty weight (WGAN-GP)", 0.0, 50.0, step=0.5, key=P + "lam",
+              disabled=loss_now != "wgan-gp")
+    st.select_slider("c, weight clip (WGAN)", CLIPS, key=P + "clip", disabled=loss_now != "wgan")
     st.slider("Critic iterations per generator step", 1, 20, key=P + "n_critic")
     st.select_slider("Generator learning rate", LRS, key=P + "lr_g", format_func=lambda v: f"{v:g}")
     st.select_slider("Critic learning rate", LRS, key=P + "lr_c", format_func=lambda v: f"{v:g}")
@@ -177,7 +186,7 @@ if dict(st.query_params) != url:        # the link reproduces this run (seed inc
 if P + "ckpt_error" in st.session_state:
     st.error(f"Could not resume from that file: {st.session_state[P + 'ckpt_error']}")
 
-cold = tuple(values[k] for k in COLD) + (points_digest,)
+cold = {**{k: values[k] for k in COLD}, "points": points_digest}
 hot = {k: values[k] for k in HOT_FIELDS}
 if P + "resume" in st.session_state:     # a checkpoint was just loaded: it becomes the run
     resumed, at_step = st.session_state.pop(P + "resume")
@@ -185,8 +194,13 @@ if P + "resume" in st.session_state:     # a checkpoint was just loaded: it beco
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
     st.success(f"Resumed from the checkpoint at step {at_step}. Press Start to go on.")
 elif st.session_state.get(P + "cold") != cold:
+    before, was = st.session_state.get(P + "cold"), session.latest()
     session.reset(partial(make_toy_trainer, replace(cfg), points))
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
+    if before is not None and was is not None and was.step > 0:
+        changed = ", ".join(k.replace("_", " ") for k in cold if before.get(k) != cold[k])
+        st.info(f"A new run starts at step 0: the {changed} changed, and a run cannot change that while it "
+                f"trains. The previous run had reached step {was.step:,}.")
 elif st.session_state.get(P + "hot") != hot:
     changed = {k: v for k, v in hot.items() if st.session_state[P + "hot"].get(k) != v}
     session.update(**changed)
@@ -213,6 +227,8 @@ health_panel = t3.toggle("Lipschitz health panel", key=P + "health",
                          help="‖∇f‖ between the clouds, the gradient at each hidden layer and the critic's "
                               "weights: why weight clipping fails (WGAN-GP paper, section 3).")
 running = session.state == "running"
+# Under the plain GAN the critic is a discriminator, and its output a logit (D = sigmoid of it).
+value_label = "discriminator logit" if values["loss"] == "gan" else "critic value f"
 
 
 # ----------------------------------------------------------------------------- live view
@@ -231,7 +247,7 @@ def live_view() -> None:
     key = (snap, arrows, grad_map)
     drawn = st.session_state.get(P + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, legend=False,
+        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
                                 reuse=st.session_state.get(P + "fig"))   # update in place: ~2x faster
         st.session_state[P + "fig"] = fig
         st.session_state[P + "frame"], st.session_state[P + "frame_key"] = plots.figure_png(fig), key
@@ -240,16 +256,16 @@ def live_view() -> None:
     left.image(st.session_state[P + "frame"], width="stretch", output_format="PNG")
     m = snap.metrics
     right.metric("Generator step", f"{snap.step:,}")
-    right.metric("Exact W1 (generated vs real)", f"{m['w1_exact']:.3f}",
+    right.metric("Exact W1 (generated vs real)", sig(m["w1_exact"]),
                  help="POT's exact W1 between 256 generated and 256 real points.")
-    right.metric("Noise floor (real vs real)", f"{m['w1_floor']:.3f}",
+    right.metric("Noise floor (real vs real)", sig(m["w1_floor"]),
                  help="W1 between two real samples of the same size: W1 near this is as good as "
                       "256 points can tell.")
     if m.get("modes") is not None:
         right.metric("Modes captured", f"{m['modes']} / {m['n_modes']}")
         right.metric("High-quality samples", f"{100 * m['hq']:.0f}%",
                      help="Generated points within 3 standard deviations of a mode centre.")
-    right.metric("‖∇f‖ on interpolates", f"{m['gp_grad_norm_mean']:.2f} ± {m['gp_grad_norm_std']:.2f}",
+    right.metric("‖∇f‖ on interpolates", f"{sig(m['gp_grad_norm_mean'])} ± {sig(m['gp_grad_norm_std'])}",
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
     if snap.lipschitz:
         right.caption(snap.lipschitz["diagnosis"])
@@ -267,7 +283,8 @@ def curves() -> None:
         # Heights come from the charts themselves: a fixed element height would squash the plot
         # under its legend.
         a.altair_chart(charts.distance_chart(snap.history, log), width="stretch")
-        b.altair_chart(charts.loss_chart(snap.history), width="stretch")
+        b.altair_chart(charts.loss_chart(snap.history, "discriminator" if values["loss"] == "gan" else "critic"),
+                       width="stretch")
         if any(r.get("modes") is not None for r in log):
             st.altair_chart(charts.quality_chart(log), width="stretch")
     health = snap.lipschitz
@@ -291,7 +308,8 @@ def gif_bytes() -> bytes:
     """The frames the session kept (at most 60, evenly spread over the run) as an animation."""
     fig, frames = None, []
     for snap in session.frames():
-        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, size=4.0, dpi=80, reuse=fig)
+        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, size=4.8, dpi=100, reuse=fig,
+                                value_label=value_label)
         frames.append(plots.figure_rgb(fig))
     return plots.frames_to_gif(frames, fps=5)
 
@@ -302,8 +320,10 @@ if snap is not None:
     # a button and clicking it cannot orphan the download. Only the slow GIF waits for a click.
     with st.expander("Downloads"):
         d1, d2, d3, d4, d5 = st.columns(5)
-        d1.download_button("Frame (PNG)", plots.figure_png(plots.field_frame(snap, arrows=arrows,
-                           grad_map=grad_map)), "gan2d_frame.png", "image/png", on_click="ignore")
+        frame = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, value_label=value_label, size=6.0)
+        d1.download_button("Frame (PNG)", plots.figure_png(frame), "gan2d_frame.png", "image/png", on_click="ignore")
+        d1.download_button("Frame for slides (PNG, 1800 px)", lambda: plots.figure_png(frame, dpi=300),
+                           "gan2d_frame_large.png", "image/png", on_click="ignore")
         d2.download_button("Metrics (CSV)", metrics_table(snap.history, session.metrics_log())
                            .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")
         d3.download_button("Config (JSON)", json.dumps(asdict(cfg), indent=2), "gan2d_config.json",

@@ -23,6 +23,9 @@ def set_histograms(p: np.ndarray, q: np.ndarray) -> None:
     ss.hist_version = ss.get("hist_version", 0) + 1
     ss.hist_paste_error = None
     ss.hist_shift = int(np.clip(ss.get("hist_shift", 0), -len(p), len(p)))
+    # The paste boxes show the histograms in use (up to 200 bins; more would not be read by anyone).
+    for name, h in (("p", ss.hist_p), ("q", ss.hist_q)):
+        ss[f"hist_paste_{name}"] = ", ".join(f"{v:.6g}" for v in h) if len(h) <= 200 else ""
 
 
 def apply_paste() -> None:
@@ -69,10 +72,24 @@ with st.sidebar:
                           key="hist_ground")
     alpha = st.slider("α of the saturated distance", 0.01, 2.0, 0.1, 0.01, key="hist_alpha",
                       disabled=ground != "saturated", help="Cost of a move of d bins: 1 − exp(−α d).")
+    if ground == "saturated":
+        st.caption("Why saturate: Rubner et al. found that people judge two colours or textures as simply "
+                   "'different' beyond some distance, so a far move should cost about as much as a farther "
+                   "one. The cost is then concave, and the cheapest plan may cross: two nearby moves can "
+                   "cost more than one far move and one that stays.")
+    tail = st.selectbox("Cut off tails below", ["none", 1e-12, 1e-9, 1e-6], key="hist_tail",
+                        format_func=lambda v: v if v == "none" else f"{v:g} of the mass",
+                        help="Set every bin with less than this share of the mass to 0 (and renormalize): "
+                             "Gaussian tails leave ~1e-16 in far bins, enough to make KL finite or infinite.")
 base = 2.0 if unit == "bits" else math.e
 emd_unit = {"abs": "bins", "sq": "bins²", "saturated": "cost ≤ 1"}[ground]
 
 p, q = ss.hist_p, ss.hist_q
+cut_note = ""
+if tail != "none":
+    (p, cut_p), (q, cut_q) = H.cut_tails(p, tail), H.cut_tails(q, tail)
+    cut_note = (f"Tail cut-off: bins below {tail:g} of the mass set to 0, which removed {cut_p:.3g} of P's "
+                f"mass and {cut_q:.3g} of Q's.")
 n = len(p)
 
 st.title("Histograms: TV, KL, JS and the Earth Mover's Distance")
@@ -82,9 +99,13 @@ st.markdown("Edit two histograms P and Q, then **slide Q sideways**. Every numbe
 # ----------------------------------------------------------------------------- the heart: shift Q
 with st.container(border=True):
     st.subheader("Shift Q by k bins")
+    emd_says = {"abs": "**EMD keeps growing by one bin per bin moved**: it measures *how far* the mass must travel.",
+                "sq": "**EMD keeps growing, as the square of the shift** (W2²): far moves cost ever more.",
+                "saturated": "With Rubner's **saturating ground distance the EMD flattens too**, towards 1: far "
+                             "moves all cost about the same, as they do for the eye. Switch to |x − y| to see "
+                             "the EMD grow without bound."}[ground]
     st.markdown("As soon as Q no longer overlaps P, **TV and JS stop changing** (TV = 1, JS = log 2): they "
-                "cannot tell *a bit apart* from *far apart*, so a GAN trained on them gets no gradient. "
-                "**EMD keeps growing by one bin per bin moved**: it measures *how far* the mass must travel.")
+                "cannot tell *a bit apart* from *far apart*, so a GAN trained on them gets no gradient. " + emd_says)
     k = st.slider("k (bins; the axis widens so no mass falls off)", -n, n, key="hist_shift")
 
 a, b, x, result, plan = analyse(p, q, k, base, ground, alpha)
@@ -93,9 +114,11 @@ domain, top = (x[0] - 0.5, x[-1] + 0.5), 1.05 * max(a.max(), b.max())
 left.altair_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), width="stretch")
 right.altair_chart(charts.bars(b, x, f"Q shifted by {k}" if k else "Q", charts.Q_COLOUR, domain, top),
                    width="stretch")
-for name, h in (("P", p), ("Q", q)):
+for name, h in (("P", ss.hist_p), ("Q", ss.hist_q)):
     if abs(h.sum() - 1) > 1e-9:
         st.caption(f"{name} sums to {h.sum():.6g}; it is normalized to sum 1 for every number on this page.")
+if cut_note:
+    st.caption(cut_note)
 
 
 # ----------------------------------------------------------------------------- the numbers
@@ -114,7 +137,11 @@ for col, key, label, (h1, h2) in ((cols[1], "kl_pq", "KL(P‖Q)", (a, b)), (cols
     where = H.kl_infinite_at(h1, h2)
     if where is not None:
         second, first = label[3], label[5]
-        col.caption(f"∞: {first} is 0 at bin {x[where]:g} where {second} is not, so log(p/0) diverges.")
+        missing = H.mass_where_missing(h1, h2)
+        col.caption(f"∞: {first} is 0 at bin {x[where]:g} where {second} has {h1[where]:.2g} of its mass "
+                    f"(in all, {missing:.2g} of {second} lies where {first} has none), so log(p/0) diverges."
+                    + (" Tiny? Try the tail cut-off in the sidebar: the jump is real, but about this mass."
+                       if missing < 1e-6 else ""))
 cols[3].metric("JS", show(result["js"]), help=f"½ KL(P‖M) + ½ KL(Q‖M), M = (P + Q)/2, in {unit}.")
 cols[3].caption(f"With the ½: at most {'1 bit' if unit == 'bits' else 'log 2 ≈ 0.6931'}. Without it "
                 f"(as in the notes) it would be {2 * result['js']:.4f}.")
@@ -127,7 +154,7 @@ if ground == "sq":
 slow = ground == "saturated" and n > 100
 points = (41 if n <= 300 else 13) if slow else 161
 records = sweep(p, q, points, base, ground, alpha)
-for col, chart in zip(st.columns(2), charts.sweep(records, k, unit, f"EMD ({emd_unit})")):
+for col, chart in zip(st.columns(2), charts.sweep(records, k, unit, f"EMD ({emd_unit})", ground)):
     col.altair_chart(chart, width="stretch")
 st.caption(f"Each point is exact; {len(records)} shifts from −{n} to {n}"
            + (" (fewer for the saturated distance on many bins: each one is a network-simplex solve)" if slow else "")
@@ -135,8 +162,10 @@ st.caption(f"Each point is exact; {len(records)} shifts from −{n} to {n}"
            + (" With the saturated ground distance EMD saturates too, at 1." if ground == "saturated" else ""))
 
 # ----------------------------------------------------------------------------- edit P and Q
-with st.expander("Edit P and Q: generators, table, or paste values", expanded=False):
-    gen_tab, table_tab, paste_tab = st.tabs(["Generators", "Table", "Paste"])
+# Keyed, so an edit (which reruns the page) keeps the editor open on its tab.
+with st.expander("Edit P and Q: generators, table, or paste values", key="hist_editor", on_change="rerun"):
+    gen_tab, table_tab, paste_tab = st.tabs(["Generators", "Table", "Paste"], key="hist_editor_tab",
+                                            on_change="rerun")
 
     with gen_tab:
         bins = st.number_input("Number of bins", 2, H.MAX_BINS, n, key="hist_bins")
@@ -168,26 +197,35 @@ with st.expander("Edit P and Q: generators, table, or paste values", expanded=Fa
 
     with table_tab:
         st.caption("Edit any cell; masses need not sum to 1 (they are normalized). Bins count from 0.")
-        base_table = pd.DataFrame({"bin": np.arange(n), "P": p, "Q": q})
-        edited = st.data_editor(base_table, key=f"hist_table_{ss.hist_version}", hide_index=True,
-                                num_rows="fixed", disabled=["bin"], height=300,
-                                column_config={c: st.column_config.NumberColumn(c, format="%.6g") for c in "PQ"})
+        editor, numbers = st.columns([3, 2])
+        problem = editor.empty()          # a bad cell is named here, right above the table
+        base_table = pd.DataFrame({"bin": np.arange(n), "P": [f"{v:.6g}" for v in ss.hist_p],
+                                   "Q": [f"{v:.6g}" for v in ss.hist_q]})
+        # Text columns: a typed word arrives as typed, so it is refused with its bin named (a number
+        # column would turn it into 0 without a word).
+        edited = editor.data_editor(base_table, key=f"hist_table_{ss.hist_version}", hide_index=True,
+                                    num_rows="fixed", disabled=["bin"], height=300,
+                                    column_config={c: st.column_config.TextColumn(c) for c in "PQ"})
         if not edited[["P", "Q"]].equals(base_table[["P", "Q"]]):
             try:
                 new_p = H.parse_column(edited["P"].tolist(), "P")
                 new_q = H.parse_column(edited["Q"].tolist(), "Q")
             except ValueError as err:
-                st.error(f"{err} The numbers above still use the last good values.")
+                problem.error(f"{err} The numbers still use the last good values.")
             else:
-                if not (np.array_equal(new_p, p) and np.array_equal(new_q, q)):
+                if not (np.allclose(new_p, ss.hist_p, rtol=1e-6, atol=0) and np.allclose(new_q, ss.hist_q, rtol=1e-6, atol=0)):
                     ss.hist_p, ss.hist_q = new_p, new_q   # keep the table key: the editor holds these edits
                     st.rerun()
+        numbers.markdown("**The numbers, as you edit** (at the shift k above)  \n"
+                         f"TV {show(result['tv'])} · JS {show(result['js'])} {unit}  \n"
+                         f"KL(P‖Q) {show(result['kl_pq'])} · KL(Q‖P) {show(result['kl_qp'])}  \n"
+                         f"EMD {show(result['emd'])} {emd_unit}")
+        numbers.altair_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), width="stretch")
+        numbers.altair_chart(charts.bars(b, x, "Q", charts.Q_COLOUR, domain, top), width="stretch")
 
     with paste_tab:
-        st.text_area("P", ", ".join(f"{v:.6g}" for v in p[:50]) if n <= 50 else "", key="hist_paste_p",
-                     placeholder="0.2, 0.5, 0.3")
-        st.text_area("Q", ", ".join(f"{v:.6g}" for v in q[:50]) if n <= 50 else "", key="hist_paste_q",
-                     placeholder="0.2, 0.5, 0.3")
+        st.text_area("P", key="hist_paste_p", placeholder="0.2, 0.5, 0.3")
+        st.text_area("Q", key="hist_paste_q", placeholder="0.2, 0.5, 0.3")
         st.button("Use pasted values", key="hist_paste_apply", on_click=apply_paste)
         if ss.get("hist_paste_error"):
             st.error(ss.hist_paste_error)

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import choices as CH
-from explorer.charts import image_metrics_chart, loss_chart
+from explorer.charts import image_metrics_charts, loss_chart
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, NORMS
 from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot,
@@ -55,15 +55,17 @@ def new_session() -> Session:
 st.title("Image GAN")
 st.caption("A DCGAN (4-2-1 convolutions, as in the lecture notes) learns to draw images from noise. "
            "Compare the plain GAN, weight clipping and the gradient penalty; the grid shows the "
-           "generator's output for the same noise throughout, so you watch it learn. With the defaults on "
-           "a 2-core CPU, digits are legible after about two minutes; Shapes become blobs of the right "
-           "sizes and greys first, and clean triangles or stars take longer.")
+           "generator's output for the same noise throughout, so you watch it learn. What to expect with "
+           "the defaults on a 2-core CPU (one thread a run): about 1,800 steps in two minutes, and then one "
+           "blob per image of the right size and grey, discs and ovals recognisable, the corners of "
+           "triangles and stars not yet. WGAN-GP takes about five times as long per step.")
 
 with st.sidebar:
     st.subheader("Data")
     dataset = st.selectbox("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, key="img_dataset",
-                           help="Shapes are drawn on the fly (no download). MNIST (10 MB) and Fashion-MNIST "
-                                "(30 MB) download once into the app's cache folder.")
+                           help="Shapes are drawn by the app (no download): one plain shape per image, or "
+                                "several overlapping ones like the lecture notes' PurdueShapes5GAN. MNIST "
+                                "(10 MB) and Fashion-MNIST (30 MB) download once into the app's cache folder.")
     size = st.selectbox("Image size", CH.IMAGE_SIZES, key="img_size",
                         help="28x28 grey is fast on a CPU; 64x64 colour is the lecture notes' size.")
     colour = st.toggle("Colour", value=size != 28, key="img_colour",
@@ -189,18 +191,23 @@ def curves_and_downloads() -> None:
     snap = session.latest()
     if snap is None:
         return
-    st.altair_chart(loss_chart(snap.history), width="stretch")
-    st.altair_chart(image_metrics_chart(snap.metrics_log), width="stretch")
+    st.altair_chart(loss_chart(snap.history, "discriminator" if loss == "gan" else "critic"), width="stretch")
+    for col, chart in zip(st.columns(2), image_metrics_charts(snap.metrics_log)):
+        col.altair_chart(chart, width="stretch")
     kept = session.frames()
     frames = [f.fake_grid for f in kept]
     if len(frames) > 1:
         st.subheader("Evolution of the generator output")
-        every = max(1, len(frames) // 8)
-        st.image(frames[::every][:8], caption=[f"step {f.step}" for f in kept][::every][:8], width=120)
+        every = -(-len(frames) // 8)          # at most 8, evenly spread, in one row
+        for col, frame, f in zip(st.columns(8), frames[::every], kept[::every]):
+            col.image(frame, caption=f"step {f.step:,}", width="stretch", output_format="PNG")
     d = st.columns(3)
     # on_click="ignore": a download must not rerun the page (and redraw the training view).
     d[0].download_button("Samples (PNG)", _png(snap.fake_grid), "samples.png", "image/png", key="img_dl_png",
                          on_click="ignore", width="stretch")
+    d[0].download_button("Samples for slides (PNG, 4x)", lambda: _png(np.kron(snap.fake_grid, np.ones((4, 4, 1),
+                         np.uint8))), "samples_large.png", "image/png", key="img_dl_png_large", on_click="ignore",
+                         width="stretch", help="Each pixel drawn as 4 x 4: sharp on a projector.")
     if len(frames) > 1:
         d[1].download_button("Evolution (GIF)", lambda: frames_to_gif(frames, fps=6), "evolution.gif",
                              "image/gif", key="img_dl_gif", on_click="ignore", width="stretch")

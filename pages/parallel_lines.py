@@ -129,6 +129,17 @@ def critic_section() -> None:
     m1.metric("Fitted κ", f"{result.kappa:.4f}")
     m2.metric("Largest κ this clip allows", f"{bound:.4f}",
               help="With |weights| ≤ c and sigmoid' ≤ ¼, the critic's slope along x is at most (hidden units)·c²/4.")
+    share = result.kappa / bound if bound > 0 else float("nan")
+    st.markdown(
+        f"**What κ means.** The fitted κ is {100 * share:.0f}% of the largest slope clipping allows: "
+        + ("the clipped critic sits at its Lipschitz limit, as steep as its weights let it be, so "
+           "its estimate is that bound times W. " if share > 0.9 else
+           "the critic has not reached its Lipschitz limit yet (more iterations get it there), and its "
+           "estimate is κ times W. ")
+        + "For a WGAN this means its critic's loss is a distance only up to an unknown scale, κ, set "
+          "by c and the critic's size, not by the data: it still points the generator the right way "
+          "(the slope's sign), but its value is not W, and two runs with different c or widths "
+          "cannot be compared by their losses.")
     st.altair_chart(charts.lines_kappa_chart(curve.thetas, result.kappa, result.thetas, result.estimates),
                     width="stretch")
     st.caption("Dots: each critic's estimate on fresh samples. The critic sees the gap for any θ ≠ 0 and "

@@ -49,8 +49,8 @@ def test_presets_known_answers():
     for name in H.PRESETS:
         p, q = H.preset(name)
         assert len(p) == len(q) and 2 <= len(p) <= H.MAX_BINS
-    near, far = summary(*H.preset("Rubner (h1, k1): two spikes shifted by one bin")), \
-        summary(*H.preset("Rubner (h2, k2): one spike moved far"))
+    near, far = summary(*H.preset("Rubner 1: spikes moved one bin")), \
+        summary(*H.preset("Rubner 2: one spike moved far"))
     assert near["tv"] == 1.0 and far["tv"] == 0.5        # L1 says the near pair is farther...
     assert near["emd"] == pytest.approx(1.0) and far["emd"] == pytest.approx(6.0)   # ...EMD disagrees
     s = summary(*H.preset("Identical"))
@@ -160,3 +160,22 @@ def test_heatmap_legend_reads_a_few_digits_from_zero():
     spec = charts.plan_heatmap(blocks, 1, 0.0).to_dict()
     colour = spec["encoding"]["color"]
     assert colour["legend"]["format"] == ".2~g" and colour["scale"]["domainMin"] == 0
+
+
+def test_sweep_titles_follow_the_curves_and_the_ground_distance():
+    from explorer import charts
+    p, q = H.preset("Textbook: three bins")
+    few = H.shift_sweep(p, q, [0, 1])                       # supports still overlap: no plateau
+    bounded, emd = charts.sweep(few, 0, "nats", "EMD", "saturated")
+    assert bounded.layer[0].title == "TV and JS against the shift"
+    assert "flattens" in emd.layer[0].title
+    far = H.shift_sweep(p, q, [0, 1, 2, 3, 4])
+    assert charts.sweep(far, 0, "nats", "EMD", "abs")[0].layer[0].title == "TV and JS saturate"
+    assert charts.bars(p, np.arange(3.0), "P", "red", (-0.5, 2.5), 1).to_dict()["encoding"]["x"]["axis"]["format"] == "d"
+
+
+def test_tail_cut_off_states_the_mass_it_removes():
+    h = np.array([1e-16, 0.25, 0.75, 3e-13])
+    cut, removed = H.cut_tails(h, 1e-9)
+    assert cut[0] == cut[-1] == 0 and removed == pytest.approx(1e-16 + 3e-13) and cut.sum() == pytest.approx(1)
+    assert H.mass_where_missing(np.array([0.5, 0.5, 1e-16]), np.array([0.5, 0.5, 0.0])) == pytest.approx(1e-16)

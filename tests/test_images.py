@@ -208,9 +208,29 @@ def test_upload_source_uses_the_pictures():
 
 def test_shapes_pool_is_cached_bounded_and_apart_from_heldout():
     from explorer.images import SHAPES_POOL_BYTES, shapes_pool
-    pool = shapes_pool(64, 3)
-    assert pool is shapes_pool(64, 3) and pool.dtype == torch.uint8
+    pool = shapes_pool(64, 3, busy=False)            # "shapes": one shape per image
+    assert pool is shapes_pool(64, 3, busy=False) and pool.dtype == torch.uint8
     assert pool.numel() <= SHAPES_POOL_BYTES and pool.shape[1:] == (3, 64, 64)
     src = make_image_source("shapes", 64, n_heldout=8)
     assert src.pool is pool
     assert not any(torch.equal(torch.from_numpy(h), p) for h in src.heldout for p in pool[:500])
+
+
+def test_the_offline_message_shows_no_server_path(tmp_path):
+    def offline(url):
+        raise OSError("network is unreachable")
+    with pytest.raises(mnist.DatasetUnavailable) as info:
+        mnist.load_mnist("mnist", cache_dir=tmp_path, fetch=offline)
+    assert str(tmp_path) not in str(info.value) and "cache folder" in str(info.value)
+
+
+def test_one_shape_per_image_by_default_and_several_in_the_notes_variant():
+    """Each shape has one colour: one colour per image means one shape."""
+    def colours(images):
+        flat = images.transpose(0, 2, 3, 1).reshape(len(images), -1, 3)
+        return [len({tuple(c) for c in img if c.any()}) for img in flat]
+    one = make_shapes(40, 64, 3, seed=2, busy=False)
+    assert all(k == 1 for k in colours(one))
+    busy = make_shapes(40, 64, 3, seed=2, busy=True)
+    assert max(colours(busy)) > 1
+    assert make_image_source("shapes-busy", 28, n_heldout=4).name == "shapes-busy"

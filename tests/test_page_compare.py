@@ -133,3 +133,18 @@ def test_the_depth_mode_shows_figure_1b_and_1c():
         assert "Figure 1b" in captions and "penalty" in captions
     finally:
         _stop(at)
+
+
+def test_grid_names_its_axes_in_words_and_hides_an_unused_second_axis():
+    at = _app()
+    try:
+        at.radio(key="cmp_mode").set_value("Grid").run()
+        first = at.selectbox(key="cmp_fa")
+        assert first.format_func("lam") == "λ (penalty weight)"
+        at.selectbox(key="cmp_fb").set_value("none").run()
+        assert not at.exception
+        assert not any(t.key == "cmp_vb" for t in at.text_input)     # no values box for "none"
+        at.radio(key="cmp_mode").set_value("Critic only (WGAN-GP Figure 1)").run()
+        assert at.selectbox(key="cmp_dataset").disabled               # its datasets are chosen above the panels
+    finally:
+        _stop(at)

@@ -164,3 +164,25 @@ def test_the_lipschitz_health_panel(app):
     assert not at.exception
     assert len(at.get("vega_lite_chart")) == before + 3                 # ‖∇f‖, per layer, weights
     assert any("Lipschitz health" in h.value for h in at.subheader)
+
+
+def test_only_the_losss_own_knob_is_live_and_small_numbers_keep_their_digits(app):
+    at = app(loss="wgan", clip="0.001")
+    assert at.slider(key="g2_lam").disabled and not at.select_slider(key="g2_clip").disabled
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    grad = metric(at, "‖∇f‖ on interpolates")     # three significant figures, so clipping's tiny norm shows
+    assert float(grad.split(" ± ")[0]) > 0, grad
+    at.radio(key="g2_loss").set_value("wgan-gp").run()
+    assert not at.slider(key="g2_lam").disabled and at.select_slider(key="g2_clip").disabled
+    at.radio(key="g2_loss").set_value("gan").run()
+    assert at.slider(key="g2_lam").disabled and at.select_slider(key="g2_clip").disabled
+
+
+def test_a_cold_change_says_that_a_new_run_starts(app):
+    at = app()
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    at.radio(key="g2_loss").set_value("wgan").run()
+    assert not at.exception
+    note = " ".join(i.value for i in at.info)
+    assert "new run starts at step 0" in note and "loss changed" in note and "step 10" in note
+    assert session_of(at).latest().step == 0

@@ -38,7 +38,7 @@ def test_textbook_preset_and_bits(at):
 
 
 def test_shift_slider_moves_emd_but_not_tv_once_disjoint(at):
-    at.selectbox(key="hist_preset").set_value("Rubner (h1, k1): two spikes shifted by one bin").run()
+    at.selectbox(key="hist_preset").set_value("Rubner 1: spikes moved one bin").run()
     before = metrics(at)
     assert before["EMD"] == "1.0000" and before["TV"] == "1.0000"
     at.slider(key="hist_shift").set_value(4).run()
@@ -98,3 +98,30 @@ def test_large_preset_aggregates_the_heatmap_and_says_so(at):
     at.selectbox(key="hist_preset").set_value("Large: 1000 bins").run()
     assert not at.exception
     assert any("Aggregated for display" in c.value for c in at.caption)
+
+
+def test_an_infinite_kl_names_the_tiny_mass_and_the_tail_cut_off_removes_it(at):
+    at.selectbox(key="hist_preset").set_value("Two bumps").run()
+    at.slider(key="hist_shift").set_value(1).run()
+    kl = next(m for m in at.metric if m.label == "KL(P‖Q)")
+    assert kl.value == "∞"
+    words = " ".join(c.value for c in at.caption)
+    assert "of its mass" in words and "tail cut-off" in words
+    at.selectbox(key="hist_tail").set_value(1e-9).run()
+    assert not at.exception
+    kl = next(m for m in at.metric if m.label == "KL(P‖Q)")
+    assert kl.value != "∞"                                  # the jump was about invisible mass
+    assert any("Tail cut-off" in c.value and "removed" in c.value for c in at.caption)
+
+
+def test_the_saturated_ground_distance_says_what_its_emd_does(at):
+    at.selectbox(key="hist_ground").set_value("saturated").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "flattens too" in text and "one bin per bin" not in text
+    assert any("Rubner et al." in c.value for c in at.caption)
+
+
+def test_the_paste_boxes_show_the_preset_in_use(at):
+    at.selectbox(key="hist_preset").set_value("Textbook: three bins").run()
+    assert at.text_area(key="hist_paste_q").value == "0.2, 0.5, 0.3"
+    assert at.text_area(key="hist_paste_p").value == "0.333333, 0.333333, 0.333333"

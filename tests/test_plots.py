@@ -152,7 +152,8 @@ def test_history_table_joins_metrics():
     snap = synthetic_snapshot()
     table = metrics_table(snap.history[:10], [{"step": 5, **snap.metrics}])
     assert len(table) == 10 and table.loc[table.step == 5, "w1_exact"].item() == 0.5
-    assert table["w1_exact"].isna().sum() == 9
+    # steps 1-4 come before any measurement; steps 5-10 carry step 5's, and say so
+    assert table["w1_exact"].isna().sum() == 4 and (table.loc[table.step >= 5, "measured_at"] == 5).all()
     assert "loss_c" in table.columns and table["w_est"].notna().all()   # history's w_est wins
 
 
@@ -162,7 +163,7 @@ def test_curve_charts_are_readable():
     snap = synthetic_snapshot()
     log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
     for chart in (charts.loss_chart(snap.history), charts.distance_chart(snap.history, log),
-                  charts.quality_chart(log), charts.image_metrics_chart(log)):
+                  charts.quality_chart(log), *charts.image_metrics_charts(log)):
         spec = chart.to_dict()
         colours = spec["encoding"]["color"]["scale"]["range"]
         assert len(set(colours)) == len(colours) == len(spec["encoding"]["color"]["scale"]["domain"])
@@ -171,7 +172,15 @@ def test_curve_charts_are_readable():
         assert spec["encoding"]["color"]["legend"]["labelLimit"] >= 300   # long labels not cut
     quality = charts.quality_chart(log).to_dict()["encoding"]["y"]["scale"]
     assert quality["domain"] == [0, 100] and quality["clamp"] is True
-    few = charts.image_metrics_chart([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
-                                      "diversity": 0.1, "diversity_real": 0.7}]).to_dict()
+    few = charts.image_metrics_charts([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
+                                        "diversity": 0.1, "diversity_real": 0.7}])[1].to_dict()
     assert few["mark"]["point"] is True
     assert charts.loss_chart(snap.history).to_dict()["mark"]["point"] is False   # 800 points: lines only
+    assert "discriminator loss" in charts.loss_chart(snap.history, "discriminator").to_json()
+
+
+def test_the_colour_bar_names_a_discriminators_logit():
+    snap = synthetic_snapshot()
+    fig = plots.field_frame(snap, value_label="discriminator logit")
+    assert fig._frame_parts["bar"].ax.get_ylabel() == "discriminator logit"
+    assert plots.field_frame(snap)._frame_parts["bar"].ax.get_ylabel() == "critic value f"

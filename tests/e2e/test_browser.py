@@ -188,6 +188,18 @@ def test_histograms_preset_and_shift_change_the_emd(page):
     screenshot(page, "histograms-disjoint")
 
 
+def test_histograms_editor_stays_open_on_its_tab_through_a_rerun(page):
+    open_page(page, "histograms")
+    page.get_by_text("Edit P and Q", exact=False).first.click()
+    page.get_by_role("tab", name="Table").click()
+    wait_idle(page)
+    nudge(page, "^k ", 2)                                      # any change reruns the page
+    assert page.get_by_role("tab", name="Table").get_attribute("aria-selected") == "true"
+    assert page.locator('[data-testid="stExpander"] details[open]').count() >= 1, "the editor closed"
+    assert_no_error(page, "histograms editor after a rerun")
+    screenshot(page, "histograms-editing")
+
+
 # ----------------------------------------------------------------------------- parallel lines
 def test_parallel_lines_theta_moves_the_numbers(page):
     open_page(page, "parallel_lines")
