@@ -66,7 +66,7 @@ def _distances(args: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------- toy / images
 # Flags come from the config dataclasses' fields, their trailing comments as help; these fields are
 # left out (set elsewhere, or not for a command line), and these choice lists go with these fields.
-NOT_FLAGS = {"history_cap", "spread", "n_metric", "channels_last"}
+NOT_FLAGS = {"history_cap", "n_metric", "channels_last"}
 CHOICES = {"loss": "LOSSES", "optimizer": "OPTIMIZERS", "device": "DEVICES", "engine": "ENGINES",
            "g_norm": "NORMS", "c_norm": "NORMS", "amp": "PRECISIONS", "image_size": "IMAGE_SIZES"}
 
@@ -121,7 +121,9 @@ def _toy(args: argparse.Namespace) -> dict:
     if args.lr is not None:
         args.lr_g = args.lr_g or args.lr
         args.lr_c = args.lr_c or args.lr
-    cfg = _config(ToyConfig, args, ToyConfig())
+    # The settings the app proposes for this dataset and loss, then every flag given on top.
+    base = ToyConfig.recommended(args.dataset or "8gaussians", args.loss or "wgan-gp", args.spread)
+    cfg = _config(ToyConfig, args, base)
     return train_toy(cfg, steps=args.steps, out_dir=args.out, points_csv=args.points,
                      progress=None if args.json else print)
 
@@ -134,6 +136,21 @@ def _images(args: argparse.Namespace) -> dict:
              if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
     cfg = ImageConfig.for_loss(given.pop("loss", "gan"), **given)   # the loss's own defaults under the flags
     return train_images(cfg, steps=args.steps, out_dir=args.out)
+
+
+def _sweep(args: argparse.Namespace) -> dict:
+    from explorer.process import configure
+    configure(threads=1)
+    from explorer.sweep import grid_configs, parse_values, run_sweep
+    from explorer.toy_training import ToyConfig
+    grid = {}
+    for item in args.grid:
+        name, sep, values = item.partition("=")
+        if not sep or not values.strip():
+            raise CliError(f"--grid takes FIELD=V1,V2,... or FIELD=A..B; got {item!r}.")
+        grid[name.strip().replace("-", "_")] = parse_values(values)
+    base = ToyConfig.recommended(args.dataset, args.loss)
+    return run_sweep(grid_configs(base, grid), args.steps, args.backend, keys=tuple(grid))
 
 
 def _whole(text: str) -> int:
@@ -197,8 +214,9 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     for name, run, cls, datasets in (("toy", _toy, ToyConfig, choices.TOY_DATASETS),
                                      ("images", _images, ImageConfig, choices.IMAGE_DATASETS)):
         t = sub.add_parser(name, help=f"train a {'2-D' if name == 'toy' else 'small image'} GAN headless",
-                           description="Every setting not given keeps the run's default"
-                                       + ("." if name == "toy" else " for its loss (ImageConfig.for_loss)."))
+                           description="Every setting not given keeps the run's default" + (
+                               ": ToyConfig.recommended for the dataset and loss." if name == "toy"
+                               else " for its loss (ImageConfig.for_loss)."))
         t.add_argument("--steps", type=_positive_int, default=1000, help="generator steps")
         t.add_argument("--out", default=None, help="folder for checkpoint, metrics, PNG and GIF")
         t.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -209,6 +227,19 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
             t.add_argument("--points", default=None, help="CSV file of x,y points (with --dataset points)")
         add_config_flags(t, cls, datasets)
         t.set_defaults(run=run)
+
+    w = sub.add_parser("sweep", help="a grid of headless 2-D runs on the local worker pool or Ray",
+                       description="Every combination of the --grid values on top of ToyConfig.recommended "
+                                   "for the dataset and loss; one JSON object with every run's result.")
+    w.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
+                   help="a setting and its values, e.g. lam=0.1,1,10 (give --grid once per setting)")
+    w.add_argument("--dataset", default="8gaussians", help="one of " + ", ".join(choices.TOY_DATASETS[:-1]))
+    w.add_argument("--loss", default="wgan-gp", choices=choices.LOSSES)
+    w.add_argument("--steps", type=_positive_int, default=500, help="generator steps of every run")
+    w.add_argument("--backend", default="auto", choices=("auto", "local", "ray"),
+                   help="auto: Ray when EXPLORER_RAY_ADDRESS is set, else the local pool")
+    w.add_argument("--json", action="store_true", help="print one JSON object last")
+    w.set_defaults(run=_sweep)
     return parser
 
 

@@ -33,15 +33,17 @@ from explorer.toy_training import ToyConfig, ToySnapshot, make_toy_trainer, toy_
 from explorer.training import Diverged, check_hot, resolve_device
 
 VARIED = ("loss", "lam", "clip", "n_critic", "lr_g", "lr_c", "optimizer")   # what a run may change
+SHARED = ("width", "depth", "batch_size", "seed", "device", "noise_dim")    # what every run takes from the base
 PRESETS: dict[str, list[tuple[str, dict]]] = {
-    "WGAN-GP vs weight clipping": [("WGAN-GP (λ = 10)", {"loss": "wgan-gp", "lam": 10.0}),
-                                   ("weight clipping (c = 0.01)", {"loss": "wgan", "clip": 0.01})],
+    # The papers' settings for both: lambda 10, c 0.01, 5 critic steps (with 2, lambda 10 falls behind).
+    "WGAN-GP vs weight clipping": [("WGAN-GP (λ = 10)", {"loss": "wgan-gp", "lam": 10.0, "n_critic": 5}),
+                                   ("weight clipping (c = 0.01)", {"loss": "wgan", "clip": 0.01, "n_critic": 5})],
     "lambda 0.1 vs 1 vs 10": [(f"λ = {v:g}", {"loss": "wgan-gp", "lam": v}) for v in (0.1, 1.0, 10.0)],
     "clip 0.1 vs 0.01 vs 0.001": [(f"c = {v:g}", {"loss": "wgan", "clip": v}) for v in (0.1, 0.01, 0.001)],
     "1 vs 5 critic iterations": [(f"{v} critic step{'s' * (v > 1)}", {"loss": "wgan-gp", "n_critic": v})
                                  for v in (1, 5)],
     "GAN vs WGAN-GP": [("GAN (BCE, non-saturating)", {"loss": "gan", "n_critic": 1}),
-                       ("WGAN-GP (λ = 10)", {"loss": "wgan-gp"})],
+                       ("WGAN-GP (λ = {lam:g})", {"loss": "wgan-gp"})],   # the dataset's recommended lambda
 }
 
 
@@ -54,6 +56,17 @@ class CompareConfig:
     strip_max: int = 8           # at most this many strip frames per run (the interval doubles beyond)
     n: int = 256                 # samples per snapshot (exact W1, modes)
     grid: int = 96               # critic-field lattice per side
+    # True: each run starts from ToyConfig.recommended for the base's dataset and the run's own loss
+    # (its network, batch, seed and data from the base), then its overrides; False: from the base itself.
+    recommended: bool = False
+
+    def run_configs(self) -> list[ToyConfig]:
+        """The config of every run, in order."""
+        if not self.recommended:
+            return [replace(self.base, **over) for over in self.runs]
+        shared = {k: getattr(self.base, k) for k in SHARED}
+        return [replace(ToyConfig.recommended(self.base.dataset, over.get("loss", self.base.loss), self.base.spread,
+                                              **shared), **over) for over in self.runs]
 
     def validate(self) -> None:
         if not 2 <= len(self.runs) <= 4:
@@ -62,7 +75,8 @@ class CompareConfig:
             bad = sorted(set(over) - set(VARIED))
             if bad:
                 raise ValueError(f"A run may change only {', '.join(VARIED)}; not {', '.join(bad)}.")
-            replace(self.base, **over).validate()
+        for run in self.run_configs():
+            run.validate()
         if self.labels and len(self.labels) != len(self.runs):
             raise ValueError(f"Give one label per run ({len(self.runs)}), or none.")
         if not (isinstance(self.strip_every, int) and 0 <= self.strip_every <= 1_000_000):
@@ -161,13 +175,22 @@ def strip_frames(runs: Lockstep) -> list[CompareSnapshot]:
 
 
 def run_labels(cfg: CompareConfig) -> list[str]:
-    return list(cfg.labels) or [", ".join(f"{k}={v}" for k, v in over.items()) or "base" for over in cfg.runs]
+    """The panels' captions: the labels given, with {field} filled from each run's config, or the overrides."""
+    if not cfg.labels:
+        return [", ".join(f"{k}={v}" for k, v in over.items()) or "base" for over in cfg.runs]
+    out = []
+    for label, run in zip(cfg.labels, cfg.run_configs()):
+        try:
+            out.append(label.format_map(vars(run)))
+        except (KeyError, ValueError, IndexError, AttributeError):   # a label of the visitor's own with braces
+            out.append(label)
+    return out
 
 
 def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
     """One make_toy_trainer per run (same base config, the run's overrides), in lock-step."""
     cfg.validate()
-    trainers = [make_toy_trainer(replace(cfg.base, **over), points) for over in cfg.runs]
+    trainers = [make_toy_trainer(run, points) for run in cfg.run_configs()]
     snap = partial(toy_snapshot, n=cfg.n, grid=cfg.grid)
     return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max)
 

@@ -78,10 +78,6 @@ def _check_bins(n: int) -> None:
 
 
 # ----------------------------------------------------------------------------- presets
-def _spike_pair(n: int, p_at: Sequence[int], q_at: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    return spikes(n, p_at, [1.0] * len(p_at)), spikes(n, q_at, [1.0] * len(q_at))
-
-
 PRESETS: dict[str, str] = {
     "Two bumps": "Two Gaussian bumps of different widths on 80 bins: slide Q and watch the numbers.",
     "Textbook: three bins": "P uniform on three bins, Q = (0.2, 0.5, 0.3): the worked example of the notes.",
@@ -95,27 +91,43 @@ PRESETS: dict[str, str] = {
     "Identical": "The same mixture twice: every distance is zero.",
     "Large: 1000 bins": "Two three-component mixtures on 1000 bins (the plan heatmap is aggregated).",
 }
+# Each preset as the page's generators make it, so that their fields show the preset in use:
+# (bins, P's spec, Q's spec); a spec is ("mixture", ((mean, width, weight), ...)) with weights in
+# [0, 1] (they are normalized), ("uniform", (from, to)) or ("spikes", "bin:mass, ...").
+PRESET_SPECS: dict[str, tuple] = {
+    "Two bumps": (80, ("mixture", ((25, 3, 1),)), ("mixture", ((35, 6, 1),))),
+    "Textbook: three bins": (3, ("uniform", (0, 2)), ("spikes", "0:0.2, 1:0.5, 2:0.3")),
+    "Rubner 1: spikes moved one bin": (16, ("spikes", "1:1, 13:1"), ("spikes", "2:1, 14:1")),
+    "Rubner 2: one spike moved far": (16, ("spikes", "1:1, 13:1"), ("spikes", "1:1")),
+    "Disjoint supports": (40, ("uniform", (3, 12)), ("uniform", (25, 34))),
+    "Identical": (60, ("mixture", ((15, 4, 0.5), (40, 6, 1))), ("mixture", ((15, 4, 0.5), (40, 6, 1)))),
+    "Large: 1000 bins": (1000, ("mixture", ((150, 30, 0.5), (400, 60, 1), (700, 20, 0.5))),
+                         ("mixture", ((250, 50, 1), (600, 40, 0.5), (850, 30, 0.5)))),
+}
+
+
+def from_spec(bins: int, spec: tuple) -> np.ndarray:
+    """The histogram a generator spec (see PRESET_SPECS) makes on `bins` bins.
+
+    >>> from_spec(4, ("spikes", "0:1, 3:3"))
+    array([0.25, 0.  , 0.  , 0.75])
+    """
+    kind, args = spec
+    if kind == "mixture":
+        return gaussian_mixture(bins, *zip(*args))
+    if kind == "uniform":
+        return uniform(bins, *args)
+    if kind == "spikes":
+        return spikes(bins, *parse_spikes(args))
+    raise ValueError(f"Unknown generator {kind!r}: choose mixture, uniform or spikes.")
 
 
 def preset(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(P, Q) of the named preset (see PRESETS), both normalized."""
-    if name == "Two bumps":
-        return gaussian_mixture(80, [25], [3], [1]), gaussian_mixture(80, [35], [6], [1])
-    if name == "Textbook: three bins":
-        return np.full(3, 1 / 3), np.array([0.2, 0.5, 0.3])
-    if name == "Rubner 1: spikes moved one bin":
-        return _spike_pair(16, [1, 13], [2, 14])
-    if name == "Rubner 2: one spike moved far":
-        return _spike_pair(16, [1, 13], [1])
-    if name == "Disjoint supports":
-        return uniform(40, 3, 12), uniform(40, 25, 34)
-    if name == "Identical":
-        p = gaussian_mixture(60, [15, 40], [4, 6], [1, 2])
-        return p, p.copy()
-    if name == "Large: 1000 bins":
-        return (gaussian_mixture(1000, [150, 400, 700], [30, 60, 20], [1, 2, 1]),
-                gaussian_mixture(1000, [250, 600, 850], [50, 40, 30], [2, 1, 1]))
-    raise ValueError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    if name not in PRESET_SPECS:
+        raise ValueError(f"Unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    bins, p, q = PRESET_SPECS[name]
+    return from_spec(bins, p), from_spec(bins, q)
 
 
 def cut_tails(h: np.ndarray, share: float) -> tuple[np.ndarray, float]:

@@ -232,7 +232,7 @@ def measure(trainer: Trainer) -> dict:
                            .manual_seed(cfg.seed + 2)).cpu()
         cache["floor"] = sliced_w(real, other)
         cache["diversity_real"] = diversity(real)
-    fake = sample_images(trainer.generator, cache["metric_noise"])
+    fake = sample_images(trainer.eval_generator, cache["metric_noise"])
     last = trainer.history[-1] if trainer.history else {}
     return {"sliced_w": sliced_w(fake, src.heldout[:cfg.n_metric]), "sliced_w_floor": cache["floor"],
             "diversity": diversity(fake), "diversity_real": cache["diversity_real"],
@@ -257,7 +257,7 @@ def image_snapshot(trainer: Trainer, force_metrics: bool = False) -> ImageSnapsh
     if stale and (force_metrics or not log or now - cache["measured_at"] >= METRIC_EVERY_S):
         log.append({"step": trainer.step_count, **measure(trainer)})
         cache["measured_at"] = now
-    fake = sample_images(trainer.generator, cache["grid_noise"])
+    fake = sample_images(trainer.eval_generator, cache["grid_noise"])
     return ImageSnapshot(trainer.step_count, image_grid(fake), cache["real_grid"], list(trainer.history),
                          dict(log[-1]), list(log))
 

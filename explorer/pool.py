@@ -150,8 +150,9 @@ class Link:
             self.sessions.pop(run_id, None)
 
     def load(self) -> int:
+        """Runs held plus jobs not finished: what placement balances."""
         with self._lock:
-            return len(self.sessions)
+            return len(self.sessions) + sum(isinstance(w, Job) for w in self.waiting.values())
 
     # ------------------------------------------------------------------ the reader thread
     def _read(self) -> None:

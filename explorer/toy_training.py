@@ -29,6 +29,33 @@ from explorer.toy_data import make_source, parse_points_csv
 from explorer.training import TrainConfig, Trainer, resolve_device
 
 FINAL_SAMPLES = 1024   # samples for a headless run's final W1 / modes / high-quality numbers
+# Published mode-collapse results on the same data (dataset, spread): what the page and
+# bench/toy_quality.py print beside a run's own modes and high-quality share.
+PUBLISHED_QUALITY = {
+    ("25gaussians", 0.05): "PacGAN (Lin et al. 2018), Table 1, this grid: GAN 17.3 of 25 modes, 94.8% high quality; "
+                           "PacGAN4 24.8 / 93.6%. VEEGAN (Srivastava et al. 2017), Table 1: 24.6 / 40%.",
+    ("8gaussians", 0.02): "PacGAN, Table 1, the ring of 8 (std 1% of the radius): GAN 6.3 of 8 modes, 98.2% high "
+                          "quality; PacGAN2 7.9 / 95.6%.",
+}
+# What ToyConfig.recommended proposes: for every run, then by loss, then by dataset (later wins).
+# Measured with bench/toy_quality.py on one core of the project's 2-core CPU; the README has the table.
+# Measured this session, seed 0 unless said (bench/toy_quality.py, one core, training time):
+# - EMA 0.999 of the generator (Yazici et al. 2019) for every loss: on 25 Gaussians it took WGAN-GP from
+#   11 to 14 modes at 60 s (lambda 1), and it helps every loss alike, so comparisons stay about the loss.
+# - WGAN-GP lambda 1 with 2 critic steps at lr 1e-3: 8 Gaussians 8/8 modes, 83-89% high quality after 5 s
+#   (seeds 0-2); lambda 10 needs more critic steps: with 5 it reached 8/8, 89% after 30 s.
+# - 25 Gaussians wants the lecture notes' lambda 0.1: 25/25 modes, 94% high quality, W1 1.07x its floor
+#   after 60 s (lambda 1: 14/25 and 1%; lambda 10 with 5 critic steps: 16/25 and 1%); swiss roll and
+#   ring reach W1 <= 1.05x floor within 10 s at lambda 0.1.
+# - Weight clipping gets the WGAN paper's 5 critic steps (c 0.01: 6/8 modes, 2% high quality after 30 s).
+RECOMMENDED: dict[str, dict] = {
+    "all": {"ema": 0.999},
+    "wgan-gp": {"lam": 1.0},
+    "wgan": {"n_critic": 5},
+    "25gaussians": {"lam": 0.1},
+    "swissroll": {"lam": 0.1},
+    "ring": {"lam": 0.1},
+}
 
 
 @dataclass
@@ -45,6 +72,14 @@ class ToyConfig(TrainConfig):
     width: int = 128             # hidden units per layer (lecture notes: 512)
     depth: int = 3               # hidden ReLU layers (lecture notes: 3)
     noise_dim: int = 2           # dimension of the generator's Gaussian noise z
+
+    @classmethod
+    def recommended(cls, dataset: str = "8gaussians", loss: str = "wgan-gp", spread: float | None = None,
+                    **settings) -> "ToyConfig":
+        """The settings the app proposes for a dataset and loss (the pages, Compare's presets and the
+        command line start from them); `settings` on top. See RECOMMENDED for what they are and why."""
+        base = {**RECOMMENDED["all"], **RECOMMENDED.get(loss, {}), **RECOMMENDED.get(dataset, {})}
+        return cls(**{**base, "dataset": dataset, "loss": loss, "spread": spread, **settings})
 
     def validate(self) -> None:
         super().validate()
@@ -121,6 +156,7 @@ class ToySnapshot:
     metrics: dict                # w1_exact, w1_floor, modes, n_modes, hq, w_est, gp_grad_norm_mean/std
     centres: np.ndarray | None = field(default=None)  # (k, 2) mode centres, if the source has them
     lipschitz: dict | None = None  # explorer/lipschitz.py's lipschitz_stats: per-layer norms, weights, diagnosis
+    fake_raw: np.ndarray | None = None  # (n, 2) the trained generator's points when `fake` is the averaged one's
 
     def as_frame(self) -> "ToySnapshot":
         """This snapshot without its history: what Session keeps per GIF frame (~130 KB, not MBs)."""
@@ -137,7 +173,8 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
     The real points and the noise are drawn once per trainer from a private generator, so taking
     snapshots never changes the training's random stream.
     """
-    G, C, device = trainer.generator, trainer.critic, trainer.device
+    # What is drawn and measured is trainer.eval_generator: the averaged generator when cfg.ema > 0.
+    G, C, device = trainer.eval_generator, trainer.critic, trainer.device
     source = trainer.source if source is None else source
     key = ("toy_snapshot", n)
     if key not in trainer.extras:
@@ -149,6 +186,7 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
     real, z, eps_state = trainer.extras[key]
     with torch.no_grad():
         fake = G(z)
+        raw = trainer.generator(z).cpu().numpy() if G is not trainer.generator else None
     eps_g = torch.Generator().set_state(eps_state)
     x_hat = interpolates(real.cpu(), fake.cpu(), eps_g).to(device)
     field_vals, grad_norms = lattice_field(C, lattice(source.lim, grid, device), grid)
@@ -176,7 +214,7 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
         # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
         # per snapshot cost ~10 MB of short-lived memory each time.
         history=list(trainer.history), metrics=metrics,
-        centres=None if source.centres is None else np.array(source.centres), lipschitz=health,
+        centres=None if source.centres is None else np.array(source.centres), lipschitz=health, fake_raw=raw,
     )
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     device: str = "auto"         # "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps"
     history_cap: int = 10_000    # at most this many history records (older ones are thinned)
     engine: str = "auto"         # "autograd", "closed_form" (MLPs on a CPU, explorer/fast_mlp.py) or "auto"
+    ema: float = 0.0             # generator weight averaging (Yazici et al. 2019): 0 off, else the decay, e.g. 0.999
     # False: the generator step draws fresh noise (WGAN-GP paper, Algorithm 1). True: it reuses the fakes
     # of the last critic iteration (the DCGAN formulation of pytorch/examples and the lecture notes),
     # which saves one generator forward per step; same maths, other noise draws.
@@ -69,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"seed must be a whole number >= 0; got {self.seed!r}.")
         if not isinstance(self.reuse_fakes, bool):
             raise ValueError(f"reuse_fakes must be True or False; got {self.reuse_fakes!r}.")
+        if not (isinstance(self.ema, (int, float)) and not isinstance(self.ema, bool) and 0 <= self.ema < 1):
+            raise ValueError(f"ema must be a number in [0, 1) (0: no averaging); got {self.ema!r}.")
         if not (isinstance(self.history_cap, int) and self.history_cap >= 2):
             raise ValueError(f"history_cap must be a whole number >= 2; got {self.history_cap}.")
 
@@ -127,7 +130,24 @@ class Trainer:
         self._stride = 1          # record every _stride-th step (doubles when history is thinned)
         self.extras: dict = {}    # room for callers' per-trainer caches (e.g. snapshot noise)
         self.fast = self._closed_form_step()   # None: the autograd step below
+        # The averaged generator (cfg.ema > 0): what snapshots draw and measure, see eval_generator.
+        self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema > 0 else None
         self._good = self._capture()
+
+    @property
+    def eval_generator(self) -> nn.Module:
+        """The generator to draw and measure: the averaged one when cfg.ema > 0, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @torch.no_grad()
+    def _average(self, t: int) -> None:
+        """ema <- d * ema + (1 - d) * theta after generator step t, with d = min(ema, (1 + t) / (10 + t)),
+        so the average forgets the random start early on; buffers (batch-norm statistics) are copied."""
+        d = min(self.cfg.ema, (1 + t) / (10 + t))
+        for avg, p in zip(self.ema_generator.parameters(), self.generator.parameters()):
+            avg.lerp_(p, 1 - d)
+        for avg, b in zip(self.ema_generator.buffers(), self.generator.buffers()):
+            avg.copy_(b)
 
     @property
     def engine(self) -> str:
@@ -193,7 +213,12 @@ class Trainer:
         one_step = self._one_step if self.fast is None else lambda: self.fast(self)
         while done < n:
             k = min(CHECK_EVERY, n - done)
-            stats = torch.stack([one_step() for _ in range(k)]).cpu()
+            rows = []
+            for j in range(k):
+                rows.append(one_step())
+                if self.ema_generator is not None:   # one place for both engines
+                    self._average(self.step_count + j + 1)
+            stats = torch.stack(rows).cpu()
             self._check(stats)
             for i, (loss_c, loss_g, w_est, gp) in enumerate(stats.tolist(), start=self.step_count + 1):
                 record = {"step": i, "loss_c": loss_c, "loss_g": loss_g, "w_est": w_est, "gp": gp}
@@ -239,25 +264,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def _capture(self) -> dict:
-        return {"step": self.step_count, "generator": _clone(self.generator.state_dict()),
+        good = {"step": self.step_count, "generator": _clone(self.generator.state_dict()),
                 "critic": _clone(self.critic.state_dict()),
                 "opt_g": _clone_optimizer(self.opt_g), "opt_c": _clone_optimizer(self.opt_c)}
+        if getattr(self, "ema_generator", None) is not None:
+            good["ema_generator"] = _clone(self.ema_generator.state_dict())
+        return good
 
     def _restore(self, good: dict) -> None:
         self.generator.load_state_dict(good["generator"])
         self.critic.load_state_dict(good["critic"])
         self.opt_g.load_state_dict(copy.deepcopy(good["opt_g"]))
         self.opt_c.load_state_dict(copy.deepcopy(good["opt_c"]))
+        if "ema_generator" in good and self.ema_generator is not None:
+            self.ema_generator.load_state_dict(good["ema_generator"])
         self.step_count = good["step"]
         self.history = [r for r in self.history if r["step"] <= good["step"]]
 
     def state_dict(self) -> dict:
         """Config, weights, optimizers, step, history and RNG state (plain types and tensors)."""
-        return {"config": asdict(self.cfg), "generator": self.generator.state_dict(),
-                "critic": self.critic.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_c": self.opt_c.state_dict(), "step": self.step_count,
-                "history": [dict(r) for r in self.history], "stride": self._stride,
-                "rng": self.rng.get_state()}
+        d = {"config": asdict(self.cfg), "generator": self.generator.state_dict(),
+             "critic": self.critic.state_dict(), "opt_g": self.opt_g.state_dict(),
+             "opt_c": self.opt_c.state_dict(), "step": self.step_count,
+             "history": [dict(r) for r in self.history], "stride": self._stride,
+             "rng": self.rng.get_state()}
+        if self.ema_generator is not None:
+            d["ema_generator"] = self.ema_generator.state_dict()
+        return d
 
     def load_state_dict(self, d: dict) -> None:
         """Restore a state_dict(); ValueError if it does not fit this trainer's networks/optimizer."""
@@ -286,6 +319,8 @@ class Trainer:
             self.critic.load_state_dict(d["critic"])
             self.opt_g.load_state_dict(d["opt_g"])
             self.opt_c.load_state_dict(d["opt_c"])
+            if self.ema_generator is not None:   # an older file without it: the average starts from here
+                self.ema_generator.load_state_dict(d.get("ema_generator", d["generator"]))
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             arch = {k: saved.get(k) for k in ("width", "depth", "noise_dim") if k in saved}
             raise ValueError(f"The checkpoint's networks do not match this run's ({arch or 'architecture'} "

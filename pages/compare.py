@@ -99,7 +99,7 @@ try:
         preset = st.selectbox("Preset", list(C.PRESETS), key=P + "preset")
         strip_every = st.number_input("Snapshot strip: a frame every N generator steps", 10, 100_000, 200,
                                       step=10, key=P + "strip_every")
-        cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64)
+        cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64, recommended=True)
         cfg.validate()
         factory = partial(C.make_runs, replace(cfg))
         st.caption("“Identical” means: each run has its own random generator, seeded alike, so runs with "

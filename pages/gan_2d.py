@@ -14,9 +14,16 @@ from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.pool import get_pool
 from explorer.session import Session
-from explorer.toy_data import parse_points_csv
-from explorer.toy_training import (ToyConfig, describe_toy_checkpoint, make_toy_trainer, metrics_table,
-                                   toy_snapshot, toy_trainer_from_bytes)
+from explorer.toy_data import DEFAULT_SPREAD, parse_points_csv
+from explorer.toy_training import (
+    PUBLISHED_QUALITY,
+    ToyConfig,
+    describe_toy_checkpoint,
+    make_toy_trainer,
+    metrics_table,
+    toy_snapshot,
+    toy_trainer_from_bytes,
+)
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import run_buttons, speed, visitor_session
 
@@ -31,7 +38,7 @@ CHART_S = 3.0          # curves change slowly: redraw them less often
 STEP_CLICK = 10        # generator steps per click on "Step"
 P = "g2_"              # prefix of this page's session_state keys
 
-DEFAULT = ToyConfig()
+DEFAULT = ToyConfig.recommended("8gaussians", "wgan-gp")   # the page opens on these
 LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 CLIPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # What a URL may set: a tuple of allowed values, or (low, high, type) for a range.
@@ -39,8 +46,9 @@ SETTINGS = {
     "dataset": TOY_DATASETS, "loss": LOSSES, "lam": (0.0, 50.0, float), "clip": CLIPS,
     "n_critic": (1, 20, int), "lr_g": LRS, "lr_c": LRS, "optimizer": ("adam", "rmsprop"),
     "batch_size": (64, 128, 256, 512), "width": (32, 64, 128, 256, 512), "depth": (1, 6, int),
-    "seed": (0, 2**31 - 1, int), "device": DEVICES,
+    "seed": (0, 2**31 - 1, int), "device": DEVICES, "ema": (0.0, 0.99, 0.999),
 }
+KEEP = ("dataset", "loss", "seed", "device")   # what "recommended settings" leaves as the visitor set it
 COLD = tuple(k for k in SETTINGS if k not in HOT_FIELDS)   # changing these starts a new run
 
 
@@ -108,6 +116,19 @@ def load_uploaded_checkpoint() -> None:
     st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points), found["step"])
 
 
+def apply_recommended(names: tuple = tuple(SETTINGS)) -> None:
+    """The settings ToyConfig.recommended proposes for the chosen dataset and loss (the button, and
+    on_change of the dataset); every slider still moves afterwards."""
+    rec = ToyConfig.recommended(st.session_state[P + "dataset"], st.session_state[P + "loss"])
+    for name in names:
+        value = getattr(rec, name)
+        if name not in KEEP and not _not_offered(name, value):
+            st.session_state[P + name] = value
+
+
+LOSS_FIELDS = HOT_FIELDS + ("optimizer",)   # what follows a change of the loss (the network stays as set)
+
+
 def _not_offered(name: str, value) -> bool:
     try:
         return parse_setting(name, _fmt(value)) != value
@@ -147,7 +168,8 @@ with st.sidebar:
     st.header("Data and model")
     st.caption("Changing any of these starts a new run at step 0: download the checkpoint first to keep "
                "this one.")
-    st.selectbox("Dataset", TOY_DATASETS, key=P + "dataset", format_func=TOY_DATASET_NAMES.get)
+    st.selectbox("Dataset", TOY_DATASETS, key=P + "dataset", format_func=TOY_DATASET_NAMES.get,
+                 on_change=apply_recommended)
     points = points_digest = None
     if st.session_state[P + "dataset"] == "points":
         upload = st.file_uploader("CSV of x,y rows", type=["csv", "txt"], key=P + "points_file")
@@ -158,14 +180,21 @@ with st.sidebar:
             except ValueError as err:
                 st.error(f"Could not read the points: {err}")
     st.session_state[P + "points"] = points
-    st.radio("Loss", LOSSES, key=P + "loss", horizontal=True,
+    st.radio("Loss", LOSSES, key=P + "loss", horizontal=True, on_change=apply_recommended, args=(LOSS_FIELDS,),
              format_func={"gan": "GAN", "wgan": "WGAN (clip)", "wgan-gp": "WGAN-GP"}.get)
+    st.button("Recommended settings", key=P + "recommended", on_click=apply_recommended,
+              help="What the app proposes for this dataset and loss (ToyConfig.recommended). A new dataset "
+                   "brings them all; a new loss its own (λ, c, critic iterations, learning rates, optimizer).")
     st.select_slider("Width (units per layer)", SETTINGS["width"], key=P + "width")
     st.slider("Depth (hidden layers)", 1, 6, key=P + "depth")
     st.select_slider("Batch size", SETTINGS["batch_size"], key=P + "batch_size")
     st.selectbox("Optimizer", ("adam", "rmsprop"), key=P + "optimizer")
     st.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
     st.selectbox("Device", DEVICES, key=P + "device")
+    st.select_slider("Generator averaging (EMA decay)", SETTINGS["ema"], key=P + "ema",
+                     format_func=lambda v: "off" if v == 0 else f"{v:g}",
+                     help="The points and numbers come from an exponential moving average of the generator's "
+                          "weights (Yazici et al. 2019): steadier than the generator itself. 0: off.")
     st.header("Changeable while running")
     loss_now = st.session_state[P + "loss"]      # only the loss's own knob is live
     st.slider("λ, gradient-penalty weight (WGAN-GP)", 0.0, 50.0, step=0.5, key=P + "lam",
@@ -223,6 +252,10 @@ if not ready:
 t1, t2, t3 = st.columns(3)
 arrows = t1.toggle("Arrows: where the critic pushes each generated point", key=P + "arrows")
 grad_map = t2.toggle("Gradient-norm map ‖∇f‖ (1 = white)", key=P + "grad_map")
+raw = values["ema"] > 0 and st.toggle(
+    "Draw the trained generator's own points", key=P + "raw",
+    help="The green points and every number come from the averaged generator (EMA of the weights); "
+         "this shows the generator being trained instead (the numbers stay the average's).")
 health_panel = t3.toggle("Lipschitz health panel", key=P + "health",
                          help="‖∇f‖ between the clouds, the gradient at each hidden layer and the critic's "
                               "weights: why weight clipping fails (WGAN-GP paper, section 3).")
@@ -244,10 +277,11 @@ def live_view() -> None:
         return
     # Draw each snapshot once. The key holds the snapshot itself, not its id(): a freed snapshot's id
     # may come back for the next one.
-    key = (snap, arrows, grad_map)
+    key = (snap, arrows, grad_map, raw)
     drawn = st.session_state.get(P + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        fig = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
+        shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
+        fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
                                 reuse=st.session_state.get(P + "fig"))   # update in place: ~2x faster
         st.session_state[P + "fig"] = fig
         st.session_state[P + "frame"], st.session_state[P + "frame_key"] = plots.figure_png(fig), key
@@ -265,6 +299,10 @@ def live_view() -> None:
         right.metric("Modes captured", f"{m['modes']} / {m['n_modes']}")
         right.metric("High-quality samples", f"{100 * m['hq']:.0f}%",
                      help="Generated points within 3 standard deviations of a mode centre.")
+        published = PUBLISHED_QUALITY.get((values["dataset"], cfg.spread or DEFAULT_SPREAD[values["dataset"]]))
+        right.caption("A sample is high quality within 3 standard deviations of its nearest centre; a mode is "
+                      "captured when it is the nearest centre of at least one such sample (VEEGAN, PacGAN), "
+                      "here on 256 samples." + (f" Published on this data: {published}" if published else ""))
     right.metric("‖∇f‖ on interpolates", f"{sig(m['gp_grad_norm_mean'])} ± {sig(m['gp_grad_norm_std'])}",
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
     if snap.lipschitz:

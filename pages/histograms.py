@@ -41,9 +41,37 @@ def apply_paste() -> None:
         set_histograms(new_p, new_q)
 
 
+KINDS = {"mixture": "Gaussian mixture", "uniform": "Uniform", "spikes": "Spikes"}
+
+
+def show_in_generators(name: str) -> None:
+    """Set the Generators tab's fields to what makes the preset, so they show the histograms in use."""
+    bins, *specs = H.PRESET_SPECS[name]
+    for key in [k for k in ss if k.startswith(("hist_mu_", "hist_sd_", "hist_w_", "hist_uni_", "hist_spk_"))]:
+        del ss[key]                      # fields of another preset's generators would not fit these bins
+    ss.hist_bins = bins
+    for side, (kind, args) in zip("PQ", specs):
+        ss[f"hist_kind_{side}"] = KINDS[kind]
+        if kind == "mixture":
+            ss[f"hist_parts_{side}"] = len(args)
+            for c, (mean, width, weight) in enumerate(args):
+                ss[f"hist_mu_{side}{c}"], ss[f"hist_sd_{side}{c}"] = float(mean), float(width)
+                ss[f"hist_w_{side}{c}"] = float(weight)
+        elif kind == "uniform":
+            ss[f"hist_uni_{side}"] = tuple(args)
+        else:
+            ss[f"hist_spk_{side}"] = args
+
+
 def load_preset() -> None:
     set_histograms(*H.preset(ss.hist_preset))
+    show_in_generators(ss.hist_preset)
     ss.hist_shift = 0
+
+
+def initial(key: str, value) -> dict:
+    """A widget's starting value, unless the session already holds one (a preset set it)."""
+    return {} if key in ss else {"value": value}
 
 
 if "hist_p" not in ss:
@@ -168,7 +196,7 @@ with st.expander("Edit P and Q: generators, table, or paste values", key="hist_e
                                             on_change="rerun")
 
     with gen_tab:
-        bins = st.number_input("Number of bins", 2, H.MAX_BINS, n, key="hist_bins")
+        bins = st.number_input("Number of bins", 2, H.MAX_BINS, key="hist_bins", **initial("hist_bins", n))
         made = {}
         for name, col in zip("PQ", st.columns(2)):
             with col:
@@ -176,19 +204,24 @@ with st.expander("Edit P and Q: generators, table, or paste values", key="hist_e
                                 key=f"hist_kind_{name}")
                 try:
                     if kind == "Gaussian mixture":
-                        parts = st.number_input("Components", 1, 3, 1, key=f"hist_parts_{name}")
-                        spec = [(st.slider(f"mean {c + 1}", 0.0, bins - 1.0, (bins - 1) * (0.3 + 0.2 * (name == "Q") + 0.15 * c),
-                                           key=f"hist_mu_{name}{c}"),
-                                 st.slider(f"width {c + 1}", 0.2, max(bins / 2, 1.0), max(bins / 20, 0.5),
-                                           key=f"hist_sd_{name}{c}"),
-                                 st.slider(f"weight {c + 1}", 0.0, 1.0, 1.0, key=f"hist_w_{name}{c}"))
+                        parts = st.number_input("Components", 1, 3, key=f"hist_parts_{name}",
+                                                **initial(f"hist_parts_{name}", 1))
+                        spec = [(st.slider(f"mean {c + 1}", 0.0, bins - 1.0, key=f"hist_mu_{name}{c}",
+                                           **initial(f"hist_mu_{name}{c}",
+                                                     (bins - 1) * (0.3 + 0.2 * (name == "Q") + 0.15 * c))),
+                                 st.slider(f"width {c + 1}", 0.2, max(bins / 2, 1.0), key=f"hist_sd_{name}{c}",
+                                           **initial(f"hist_sd_{name}{c}", max(bins / 20, 0.5))),
+                                 st.slider(f"weight {c + 1}", 0.0, 1.0, key=f"hist_w_{name}{c}",
+                                           **initial(f"hist_w_{name}{c}", 1.0)))
                                 for c in range(parts)]
                         made[name] = H.gaussian_mixture(bins, *zip(*spec))
                     elif kind == "Uniform":
-                        lo, hi = st.slider("from, to (bins)", 0, bins - 1, (0, bins // 2), key=f"hist_uni_{name}")
+                        lo, hi = st.slider("from, to (bins)", 0, bins - 1, key=f"hist_uni_{name}",
+                                           **initial(f"hist_uni_{name}", (0, bins // 2)))
                         made[name] = H.uniform(bins, lo, hi)
                     else:
-                        text = st.text_input("bin:mass, …", f"{bins // 4}:1, {bins // 2}:1", key=f"hist_spk_{name}")
+                        text = st.text_input("bin:mass, …", key=f"hist_spk_{name}",
+                                             **initial(f"hist_spk_{name}", f"{bins // 4}:1, {bins // 2}:1"))
                         made[name] = H.spikes(bins, *H.parse_spikes(text))
                 except ValueError as err:
                     st.warning(str(err))

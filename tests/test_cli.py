@@ -138,3 +138,27 @@ def test_images_end_to_end_writes_samples_and_gif(tmp_path):
     assert (out / "evolution.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     assert (out / "checkpoint.pt").stat().st_size > 0
 
+
+def test_toy_starts_from_the_recommended_settings(tmp_path):
+    from explorer.toy_training import ToyConfig
+    out = tmp_path / "ring"
+    proc = run_cli("toy", "--dataset", "ring", "--steps", "2", "--width", "8", "--batch-size", "16",
+                   "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((out / "config.json").read_text())
+    rec = ToyConfig.recommended("ring", "wgan-gp")
+    assert saved["width"] == 8 and all(saved[k] == getattr(rec, k) for k in ("lam", "n_critic", "ema", "lr_g"))
+
+
+def test_sweep_runs_every_combination_on_the_local_pool():
+    proc = run_cli("sweep", "--grid", "lam=0.1,10", "--grid", "seed=0..1", "--steps", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = last_json(proc)
+    assert out["backend"] == "local" and len(out["runs"]) == 4
+    assert [(r["lam"], r["seed"]) for r in out["runs"]] == [(0.1, 0), (0.1, 1), (10.0, 0), (10.0, 1)]
+    for r in out["runs"]:
+        assert r["steps"] == 5 and r["config"]["lam"] == r["lam"]
+        assert r["w1_ratio"] == pytest.approx(r["w1_exact"] / r["w1_floor"]) and 0 <= r["hq"] <= 1
+        assert {"modes", "seconds"} <= set(r)
+    bad = run_cli("sweep", "--grid", "colour=red", "--steps", "5")
+    assert bad.returncode == 2 and "not a setting" in bad.stderr and "Traceback" not in bad.stderr

@@ -57,7 +57,21 @@ def test_presets_differ_only_in_what_they_compare():
         assert 2 <= len(cfg.runs) <= 4 and len(cfg.labels) == len(cfg.runs)
         varied = {k for over in cfg.runs for k in over if len({str(o.get(k)) for o in cfg.runs}) > 1}
         assert varied, name
-    assert C.CompareConfig().runs == [{"loss": "wgan-gp", "lam": 10.0}, {"loss": "wgan", "clip": 0.01}]
+    assert C.CompareConfig().runs == [{"loss": "wgan-gp", "lam": 10.0, "n_critic": 5},
+                                      {"loss": "wgan", "clip": 0.01, "n_critic": 5}]
+
+
+def test_recommended_runs_start_from_each_loss_recommendation_and_share_the_base_network():
+    base = replace(TINY, dataset="25gaussians", width=24, seed=3)
+    cfg = C.preset_config("GAN vs WGAN-GP", base, recommended=True)
+    runs = cfg.run_configs()
+    for run, over in zip(runs, cfg.runs):
+        rec = ToyConfig.recommended("25gaussians", over["loss"])
+        assert (run.width, run.seed, run.batch_size) == (24, 3, base.batch_size)
+        assert run.ema == rec.ema and run.loss == over["loss"]
+    assert runs[1].lam == ToyConfig.recommended("25gaussians", "wgan-gp").lam
+    plain = C.preset_config("GAN vs WGAN-GP", base).run_configs()
+    assert [r.ema for r in plain] == [base.ema, base.ema]
 
 
 def test_lockstep_steps_and_strip_at_exact_steps():

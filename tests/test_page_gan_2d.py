@@ -186,3 +186,17 @@ def test_a_cold_change_says_that_a_new_run_starts(app):
     note = " ".join(i.value for i in at.info)
     assert "new run starts at step 0" in note and "loss changed" in note and "step 10" in note
     assert session_of(at).latest().step == 0
+
+
+def test_the_page_starts_from_the_recommended_settings_and_can_return_to_them():
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    try:
+        rec = ToyConfig.recommended("8gaussians", "wgan-gp")
+        for name in ("lam", "n_critic", "lr_g", "width", "ema"):
+            assert at.session_state[f"g2_{name}"] == getattr(rec, name), name
+        at.slider(key="g2_n_critic").set_value(7).run()
+        assert at.session_state["g2_n_critic"] == 7
+        at.button(key="g2_recommended").click().run()
+        assert at.session_state["g2_n_critic"] == rec.n_critic and not at.exception
+    finally:
+        session_of(at).close()

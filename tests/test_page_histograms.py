@@ -125,3 +125,30 @@ def test_the_paste_boxes_show_the_preset_in_use(at):
     at.selectbox(key="hist_preset").set_value("Textbook: three bins").run()
     assert at.text_area(key="hist_paste_q").value == "0.2, 0.5, 0.3"
     assert at.text_area(key="hist_paste_p").value == "0.333333, 0.333333, 0.333333"
+
+
+@pytest.mark.parametrize("name", ["Two bumps", "Textbook: three bins", "Rubner 2: one spike moved far",
+                                  "Disjoint supports", "Identical", "Large: 1000 bins"])
+def test_generator_fields_show_the_preset_and_remake_it(at, name):
+    import numpy as np
+
+    from explorer import histograms as H
+    at.selectbox(key="hist_preset").set_value(name).run()
+    assert not at.exception and not at.warning
+    bins, p_spec, _ = H.PRESET_SPECS[name]
+    assert at.number_input(key="hist_bins").value == bins
+    kind = {"mixture": "Gaussian mixture", "uniform": "Uniform", "spikes": "Spikes"}[p_spec[0]]
+    assert at.radio(key="hist_kind_P").value == kind
+    p, q = at.session_state["hist_p"], at.session_state["hist_q"]
+    at.button(key="hist_generate").click().run()     # the fields, used as they stand, give the same P and Q
+    assert not at.exception
+    assert np.allclose(at.session_state["hist_p"], p, atol=1e-12)
+    assert np.allclose(at.session_state["hist_q"], q, atol=1e-12)
+
+
+def test_fewer_bins_after_a_preset_keep_the_generators_usable(at):
+    at.selectbox(key="hist_preset").set_value("Large: 1000 bins").run()
+    at.number_input(key="hist_bins").set_value(10).run()
+    assert not at.exception
+    at.selectbox(key="hist_preset").set_value("Textbook: three bins").run()
+    assert not at.exception and at.number_input(key="hist_bins").value == 3

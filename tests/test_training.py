@@ -219,3 +219,52 @@ def test_generator_step_leaves_critic_trainability_as_it_was():
     t.step(2)
     assert not frozen.requires_grad
     assert all(p.requires_grad for p in t.critic.parameters() if p is not frozen)
+
+
+def test_the_averaged_generator_is_the_hand_computed_average():
+    """ema = d_t * ema + (1 - d_t) * theta after each generator step t, d_t = min(ema, (1 + t) / (10 + t))."""
+    cfg = ToyConfig(width=4, depth=1, batch_size=8, seed=2, ema=0.9)
+    t = make_toy_trainer(cfg)
+    avg = [p.detach().clone() for p in t.generator.parameters()]
+    for step in range(1, 6):
+        t.step(1)
+        d = min(0.9, (1 + step) / (10 + step))
+        avg = [d * a + (1 - d) * p.detach() for a, p in zip(avg, t.generator.parameters())]
+    for a, e in zip(avg, t.eval_generator.parameters()):
+        torch.testing.assert_close(e, a, rtol=1e-6, atol=1e-7)
+    assert t.eval_generator is t.ema_generator and not any(p.requires_grad for p in t.eval_generator.parameters())
+    plain = make_toy_trainer(ToyConfig(width=4, depth=1, batch_size=8, seed=2))
+    assert plain.eval_generator is plain.generator       # no averaging: the trained generator itself
+    with pytest.raises(ValueError, match="ema"):
+        ToyConfig(ema=1.0).validate()
+
+
+def test_the_average_survives_a_checkpoint():
+    t = make_toy_trainer(ToyConfig(width=4, depth=1, batch_size=8, seed=2, ema=0.99))
+    t.step(7)
+    back = toy_trainer_from_checkpoint(load_checkpoint(checkpoint_bytes(t)))
+    for a, b in zip(t.eval_generator.parameters(), back.eval_generator.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dataset", ["8gaussians", "25gaussians", "swissroll", "ring", "points"])
+@pytest.mark.parametrize("loss", ["gan", "wgan", "wgan-gp"])
+def test_recommended_settings_validate_for_every_dataset_and_loss(dataset, loss):
+    cfg = ToyConfig.recommended(dataset, loss)
+    cfg.validate()
+    assert (cfg.dataset, cfg.loss) == (dataset, loss)
+    assert ToyConfig.recommended(dataset, loss, spread=0.02, seed=3).spread == 0.02
+    assert ToyConfig.recommended(dataset, loss, width=16).width == 16      # settings on top
+
+
+@pytest.mark.parametrize("dataset", ["8gaussians", "25gaussians", "swissroll", "ring"])
+def test_a_short_seeded_run_on_each_dataset_improves_over_its_start(dataset):
+    """No timing: 300 generator steps from the recommended settings, measured as the page measures."""
+    from explorer.toy_training import toy_snapshot
+    t = make_toy_trainer(ToyConfig.recommended(dataset, seed=0, width=64))
+    first = toy_snapshot(t, n=512, grid=8, lipschitz=False).metrics
+    t.step(300)
+    last = toy_snapshot(t, n=512, grid=8, lipschitz=False).metrics
+    assert last["w1_exact"] < 0.7 * first["w1_exact"]
+    if first["modes"] is not None:
+        assert last["modes"] > first["modes"] and last["hq"] > first["hq"]

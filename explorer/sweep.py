@@ -1,0 +1,133 @@
+"""A grid of headless 2-D runs, spread over the local worker pool or a Ray cluster.
+
+    python -m explorer sweep --grid lam=0.1,1,10 --grid n_critic=1,5 --grid seed=0..4 --steps 500 --json
+
+Every run is ToyConfig.recommended for the dataset and loss with the grid's values swapped in,
+trained by toy_training.train_toy (the command line's `toy`), one run per worker at a time. The
+backend is the local pool (explorer/pool.py: EXPLORER_WORKERS processes) unless EXPLORER_RAY_ADDRESS
+names a Ray cluster (Ray is optional: `pip install ray` where it is wanted).
+
+    >>> [(c.lam, c.n_critic) for c in grid_configs(ToyConfig(), {"lam": [0.1, 1], "n_critic": [1]})]
+    [(0.1, 1), (1.0, 1)]
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import asdict, fields, replace
+
+from explorer.toy_training import ToyConfig, train_toy
+
+BACKENDS = ("auto", "local", "ray")
+MAX_RUNS = 256
+
+
+def grid_configs(base: ToyConfig, grid: dict[str, list]) -> list[ToyConfig]:
+    """Every combination of the grid's values on top of `base` (first field outermost), validated."""
+    known = {f.name: f for f in fields(ToyConfig)}
+    for name, values in grid.items():
+        if name not in known:
+            raise ValueError(f"{name!r} is not a setting of a 2-D run; choose among {', '.join(known)}.")
+        if not values:
+            raise ValueError(f"The grid gives {name} no values.")
+    names = list(grid)
+    combos = list(itertools.product(*(grid[n] for n in names)))
+    if len(combos) > MAX_RUNS:
+        raise ValueError(f"A sweep holds at most {MAX_RUNS} runs; this grid makes {len(combos)}.")
+    out = []
+    for combo in combos:
+        cfg = replace(base, **{n: _typed(base, n, v) for n, v in zip(names, combo)})
+        cfg.validate()
+        out.append(cfg)
+    return out
+
+
+def _typed(base: ToyConfig, name: str, value):
+    """A grid value in the field's own type (the command line gives text)."""
+    current = getattr(base, name)
+    if isinstance(current, bool):
+        return str(value).lower() in ("1", "true", "yes")
+    if isinstance(current, int):
+        number = float(value)
+        if number != int(number):
+            raise ValueError(f"{name} takes whole numbers; got {value!r}.")
+        return int(number)
+    if isinstance(current, float) or current is None and name == "spread":
+        return float(value)
+    return str(value)
+
+
+def resolve_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if backend == "auto":
+        return "ray" if os.environ.get("EXPLORER_RAY_ADDRESS") else "local"
+    return backend
+
+
+def parse_values(text: str) -> list[str]:
+    """A grid's values as text: "0.1,1,10", or a whole-number range "0..4" (both ends included).
+
+    >>> parse_values("0..3"), parse_values("0.1, 1")
+    (['0', '1', '2', '3'], ['0.1', '1'])
+    """
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        lo, sep, hi = part.partition("..")
+        if sep:
+            try:
+                a, b = int(lo), int(hi)
+            except ValueError:
+                raise ValueError(f"A range is two whole numbers like 0..4; got {part!r}.") from None
+            if not 0 <= b - a < MAX_RUNS:
+                raise ValueError(f"The range {part!r} must count up, with at most {MAX_RUNS} values.")
+            out += [str(v) for v in range(a, b + 1)]
+        elif part:
+            out.append(part)
+    return out
+
+
+def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = ()) -> dict:
+    """One run of the sweep as a table row: its grid fields under their config names, then W1 / floor,
+    modes, high-quality share, steps and seconds, then the full config (a failure is a row too)."""
+    row = {k: getattr(cfg, k) for k in keys}
+    try:
+        result = train_toy(cfg, steps)
+    except (ValueError, RuntimeError) as err:   # a run that diverged or cannot start: say which and why
+        return {**row, "error": str(err), "config": asdict(cfg)}
+    return {**row, "w1_ratio": result["w1_exact"] / result["w1_floor"], "modes": result["modes"],
+            "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
+            "w1_exact": result["w1_exact"], "w1_floor": result["w1_floor"], "config": asdict(cfg)}
+
+
+def run_sweep(configs: list[ToyConfig], steps: int, backend: str = "auto", keys: tuple[str, ...] = ()) -> dict:
+    """{"runs": one train_one row per config, in order, "backend": "local" or "ray"}; `keys` are the
+    grid's fields, which every row carries under their config names."""
+    backend = resolve_backend(backend)
+    if backend == "ray":
+        return {"runs": _on_ray(configs, steps, keys), "backend": "ray"}
+    from explorer.pool import Pool
+    pool = Pool()
+    try:
+        jobs = [pool.submit(train_one, cfg, steps, keys) for cfg in configs]
+        return {"runs": [job.result(None) for job in jobs], "backend": "local"}
+    finally:
+        pool.shutdown()
+
+
+def _on_ray(configs: list[ToyConfig], steps: int, keys: tuple[str, ...]) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("EXPLORER_RAY_ADDRESS is set, but Ray is not installed here: pip install ray, or unset "
+                         "it to use the local pool.") from None
+    address = os.environ.get("EXPLORER_RAY_ADDRESS") or None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(train_one)
+        return ray.get([remote.remote(cfg, steps, keys) for cfg in configs])
+    finally:
+        if started:
+            ray.shutdown()
