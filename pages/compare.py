@@ -97,6 +97,8 @@ error = None
 try:
     if mode == MODES[0]:
         preset = st.selectbox("Preset", list(C.PRESETS), key=P + "preset")
+        if preset in C.PRESET_NOTES:
+            st.caption(C.PRESET_NOTES[preset])
         strip_every = st.number_input("Snapshot strip: a frame every N generator steps", 10, 100_000, 200,
                                       step=10, key=P + "strip_every")
         cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64, recommended=True)

@@ -148,3 +148,24 @@ def test_grid_names_its_axes_in_words_and_hides_an_unused_second_axis():
         assert at.selectbox(key="cmp_dataset").disabled               # its datasets are chosen above the panels
     finally:
         _stop(at)
+
+
+def run_configs(runs) -> list:
+    """Each lock-step run's config (read in the worker)."""
+    return [t.cfg for t in runs.trainers]
+
+
+def test_measured_presets_say_what_a_minute_shows_and_runs_start_from_the_recommendation():
+    from explorer import compare as C
+    from explorer.toy_training import ToyConfig
+    at = _app()
+    try:
+        captions = " ".join(c.value for c in at.caption)
+        assert C.PRESET_NOTES["WGAN-GP vs weight clipping"] in captions
+        at.selectbox(key="cmp_preset").set_value("GAN vs WGAN-GP").run()
+        assert not at.exception
+        assert C.PRESET_NOTES["GAN vs WGAN-GP"] in " ".join(c.value for c in at.caption)
+        runs = at.session_state["cmp_session"].call(run_configs)
+        assert runs[0].ema == ToyConfig.recommended("8gaussians", "gan").ema and runs[0].width == 16
+    finally:
+        _stop(at)
