@@ -93,6 +93,10 @@ with st.sidebar:
         c_norms = [n for n in NORMS if not (loss == "wgan-gp" and n == "batch")]
         c_norm = st.selectbox("Critic norm", c_norms, c_norms.index(base.c_norm), key=f"img_cnorm_{loss}",
                               help="No batch norm with a gradient penalty: it mixes the images of a batch.")
+        ema = st.select_slider("Generator averaging (EMA decay)", [0.0, 0.99, 0.999], base.ema, key="img_ema",
+                               format_func=lambda v: "off" if v == 0 else f"{v:g}",
+                               help="The samples and numbers come from an exponential moving average of the "
+                                    "generator's weights (Yazici et al. 2019): smoother shapes sooner. 0: off.")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="img_seed")
         device = st.selectbox("Device", CH.DEVICES, key="img_device")
         amp = st.selectbox("Mixed precision (CUDA only)", CH.PRECISIONS, key="img_amp",
@@ -102,7 +106,7 @@ channels = 1 if (dataset in ("mnist", "fashion-mnist") or not colour) else 3
 cfg = ImageConfig.for_loss(loss, lam=lam, clip=clip, n_critic=n_critic, lr_g=lr_g, lr_c=lr_c, beta1=beta1,
                            beta2=beta2, batch_size=batch, seed=int(seed), device=device, dataset=dataset,
                            image_size=size, channels=channels, latent_dim=latent, g_features=g_feat,
-                           c_features=c_feat, g_norm=g_norm, c_norm=c_norm, amp=amp)
+                           c_features=c_feat, g_norm=g_norm, c_norm=c_norm, amp=amp, ema=ema)
 
 uploads = None
 if dataset == "upload":
@@ -154,6 +158,11 @@ def state_label(state: str, step: int | None) -> str:
 # ----------------------------------------------------------------------------- live view
 FRAME_S, CHART_S = 0.3, 3.0   # the samples refresh as often as the worker snapshots; curves change slowly
 
+show_raw = cfg.ema > 0 and st.toggle(
+    "Show the trained generator's own samples", key="img_raw",
+    help="The grid and every number come from the averaged generator (EMA of the weights); this shows the "
+         "generator being trained instead (the numbers stay the average's).")
+
 
 @st.fragment(run_every=FRAME_S if running else None)
 def live_view() -> None:
@@ -169,8 +178,10 @@ def live_view() -> None:
         st.info("Press Start (or Train 20 steps) to begin.")
         return
     left, right = st.columns(2)
-    left.image(snap.fake_grid, caption=f"Generated, fixed noise — step {snap.step}", width="stretch",
-               output_format="PNG")   # crisp pixels: the default JPEG blurs small digits
+    raw = show_raw and snap.raw_grid is not None
+    whose = " by the trained generator" if raw else " by the averaged generator" if snap.raw_grid is not None else ""
+    left.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
+               caption=f"Generated{whose}, fixed noise — step {snap.step}")   # PNG: JPEG blurs small digits
     right.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
     m = snap.metrics
     c = st.columns(4)

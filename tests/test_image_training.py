@@ -117,6 +117,18 @@ def test_snapshot_has_grids_and_a_growing_metrics_log():
     assert not np.array_equal(s0.fake_grid, s1.fake_grid)
 
 
+def test_every_loss_averages_the_generator_and_the_snapshot_keeps_the_raw_grid():
+    assert {ImageConfig.for_loss(loss).ema for loss in ("gan", "wgan", "wgan-gp")} == {0.999}
+    trainer = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
+    trainer.step(3)
+    snap = image_snapshot(trainer)
+    assert trainer.eval_generator is trainer.ema_generator
+    assert snap.raw_grid is not None and snap.raw_grid.shape == snap.fake_grid.shape
+    assert not np.array_equal(snap.raw_grid, snap.fake_grid)      # the average is not the trained weights
+    plain = make_image_trainer(ImageConfig.for_loss(loss="gan", ema=0.0, **TINY))
+    assert image_snapshot(plain).raw_grid is None and plain.eval_generator is plain.generator
+
+
 def test_mixed_precision_is_a_no_op_on_the_cpu():
     torch.manual_seed(0)
     G = DCGANGenerator(28, 1, 16, 8)
