@@ -2,18 +2,33 @@
 
 torch.save on write; torch.load(weights_only=True) on read, so opening a file never runs its code.
 Anything unreadable (truncated, corrupted, foreign) is a ValueError with a readable sentence.
+
+A file is also measured before torch reads it: its size, the number of entries in its archive and
+the size of its object tree (everything but the tensors: config, history, optimizer settings) are
+read from the zip's directory and capped, so a small hostile file cannot make the unpickler build
+millions of objects. What the file declares inside (network sizes, step counter, history length, NaN
+weights) is checked by explorer/upload_checks.py before anything is built from it.
 """
 from __future__ import annotations
 
 import io
 import os
+import struct
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
 CHECKPOINT_FORMAT = "gan-explorer-checkpoint"
+# Any checkpoint: the largest a page writes is the Image GAN page's, 92 MB (64 x 64 colour, 64 feature
+# maps, Adam, the averaged generator). An upload to a page is held to that page's own largest (upload_checks.largest_checkpoint_bytes).
+MAX_CHECKPOINT_BYTES = 96 * 2**20
+# The object tree of a checkpoint with the full 10,000-record history pickles to 0.73 MB. torch's
+# weights-only unpickler reads about 2.5 MB a second here, so this cap also bounds its time (~0.4 s).
+MAX_PICKLE_BYTES = 2**20
+MAX_ENTRIES = 1000                  # files in the archive: one per tensor (about 120 at the largest)
 
 
 def checkpoint_bytes(trainer) -> bytes:
@@ -37,20 +52,77 @@ def save_checkpoint(trainer, path: str | os.PathLike) -> None:
         raise
 
 
-def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO) -> dict:
+def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int = MAX_CHECKPOINT_BYTES) -> dict:
     """Read a checkpoint (path, bytes or binary file) -> the trainer state dict (with "config").
 
     Uses torch.load(weights_only=True): no code in the file is run. ValueError for a truncated,
-    corrupted or foreign file.
+    corrupted, foreign or oversized file.
+
+    Cost bound: at most `max_bytes` are read; the unpickler sees at most MAX_PICKLE_BYTES (under half
+    a second) and the tensors take the file's size again (82 MB for the largest, a 75 MB file).
     """
-    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    data = _read_capped(source, max_bytes)
+    _check_archive(data)
     try:
-        blob = torch.load(f, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # pickle/zip errors come in many types; all mean "not a readable checkpoint"
-        raise ValueError("This file is not a readable checkpoint of this app (truncated, corrupted "
-                         "or a different format).") from None
+        raise ValueError(_UNREADABLE) from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "trainer" not in blob:
         raise ValueError("This file is a PyTorch file but not a checkpoint saved by this app.")
     return blob["trainer"]
+
+
+_UNREADABLE = ("This file is not a readable checkpoint of this app (truncated, corrupted or a different "
+               "format).")
+
+
+def _too_big(size: int, max_bytes: int) -> ValueError:
+    return ValueError(f"The checkpoint is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB of the "
+                      "largest one this app writes for it.")
+
+
+def _read_capped(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) -> bytes:
+    """The file's bytes, never reading more than max_bytes + 1 of them."""
+    if isinstance(source, (bytes, bytearray)):
+        data = source
+    elif isinstance(source, (str, os.PathLike)):
+        size = os.stat(source).st_size          # FileNotFoundError and friends pass through
+        if size > max_bytes:
+            raise _too_big(size, max_bytes)
+        data = Path(source).read_bytes()
+    else:
+        data = source.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_big(len(data), max_bytes)
+    return bytes(data)
+
+
+def _check_archive(data: bytes) -> None:
+    """Refuse an archive that is not laid out as torch.save writes it, or declares too much.
+
+    torch.save writes a zip of stored (uncompressed) entries: one object tree `<name>/data.pkl` and
+    one entry per tensor. The entry count is read from the end-of-directory record before Python's
+    zipfile parses the directory (a million-entry directory would cost seconds and hundreds of MB).
+    """
+    tail = data[-(2**16 + 22):]
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        raise ValueError(_UNREADABLE)
+    entries = struct.unpack_from("<H", tail, end + 10)[0]
+    if entries > MAX_ENTRIES:    # 0xFFFF (zip64) included: torch never writes that many here
+        raise ValueError(f"The checkpoint's archive holds {entries:,} entries; this app's hold at most "
+                         f"{MAX_ENTRIES:,}.")
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        raise ValueError(_UNREADABLE) from None
+    trees = [i for i in infos if i.filename.endswith("data.pkl")]
+    if len(trees) != 1:
+        raise ValueError(_UNREADABLE)
+    if any(i.compress_type != zipfile.ZIP_STORED for i in infos) or sum(i.file_size for i in infos) > len(data):
+        raise ValueError("The checkpoint's archive is packed differently from torch.save's (compressed "
+                         "or with sizes that do not add up), so it is not opened.")
+    if trees[0].file_size > MAX_PICKLE_BYTES:
+        raise ValueError(f"The checkpoint's settings and history take {trees[0].file_size / 2**20:.1f} MB, "
+                         f"more than the {MAX_PICKLE_BYTES / 2**20:g} MB of this app's largest (its history is "
+                         "probably far longer than the app keeps).")

@@ -14,6 +14,7 @@ from scipy.special import ndtr
 from explorer.distances import check_masses, ground_matrix, summary
 
 MAX_BINS = 1000
+MAX_TEXT_CHARS = 64 * MAX_BINS   # pasted text: MAX_BINS numbers of up to 63 characters, each with a separator
 
 
 # ----------------------------------------------------------------------------- generators
@@ -159,6 +160,8 @@ def parse_column(values: Sequence, name: str) -> np.ndarray:
 
     Raises ValueError naming the first bad cell; then checks masses (negative, NaN, all zero).
     """
+    if len(values) < 2 or len(values) > MAX_BINS:
+        raise ValueError(f"{name} needs between 2 and {MAX_BINS} bins; got {len(values):,}.")
     out = np.empty(len(values))
     for i, v in enumerate(values):
         if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v)):
@@ -166,18 +169,28 @@ def parse_column(values: Sequence, name: str) -> np.ndarray:
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}, bin {i} is {str(v)!r}, which is not a number.") from None
-    if out.size < 2 or out.size > MAX_BINS:
-        raise ValueError(f"{name} needs between 2 and {MAX_BINS} bins; got {out.size}.")
+            raise ValueError(f"{name}, bin {i} is {str(v)[:40]!r}, which is not a number.") from None
     return check_masses(out, name)
 
 
 def parse_text(text: str, name: str) -> np.ndarray:
-    """Bin masses from text such as "0.2, 0.5, 0.3" (commas, spaces, semicolons or new lines)."""
+    """Bin masses from text such as "0.2, 0.5, 0.3" (commas, spaces, semicolons or new lines).
+
+    Cost bound: text over MAX_TEXT_CHARS (64,000 characters) is refused before it is split, so at
+    most that many cells are made (well under 1 MB, about a millisecond); then parse_column's MAX_BINS.
+    """
+    _check_text(text, name)
     cells = [c for c in text.replace(";", ",").replace("\n", ",").replace(" ", ",").split(",") if c]
     if not cells:
         raise ValueError(f"{name} is empty: paste numbers separated by commas, such as 0.2, 0.5, 0.3.")
     return parse_column(cells, name)
+
+
+def _check_text(text: str, name: str) -> None:
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"{name} is {len(text):,} characters long; at most {MAX_TEXT_CHARS:,} are read "
+                         f"({MAX_BINS} numbers).")
+
 
 
 # ----------------------------------------------------------------------------- shifting
@@ -274,7 +287,9 @@ def largest_flows(plan: np.ndarray, positions: np.ndarray, limit: int = 150) -> 
 
 # ----------------------------------------------------------------------------- notes for the page
 def parse_spikes(text: str) -> tuple[list[int], list[float]]:
-    """Spikes written as "bin:mass, bin:mass" (e.g. "10:1, 30:2"); a bare "bin" has mass 1."""
+    """Spikes written as "bin:mass, bin:mass" (e.g. "10:1, 30:2"); a bare "bin" has mass 1.
+    Text over MAX_TEXT_CHARS is refused before it is split."""
+    _check_text(text, "The spikes")
     positions, masses = [], []
     for part in (s.strip() for s in text.replace(";", ",").split(",")):
         if not part:

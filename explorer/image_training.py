@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from explorer.checkpoints import load_checkpoint, save_checkpoint
-from explorer.choices import IMAGE_DATASETS, IMAGE_SIZES, NORMS, PRECISIONS
+from explorer.choices import IMAGE_DATASETS, IMAGE_OFFER, IMAGE_SIZES, NORMS, PRECISIONS
 from explorer.headless import run_headless
 from explorer.images import ImageSource, image_grid, make_image_source
 from explorer.metrics import diversity, sliced_w
 from explorer.models import DCGANCritic, DCGANGenerator, init_dcgan
 from explorer.training import TrainConfig, Trainer, resolve_device
+from explorer.upload_checks import (
+    check_contents,
+    check_tensors,
+    largest_checkpoint_bytes,
+    meta_networks,
+    upload_config,
+    upload_limits,
+)
 
 GRID_IMAGES = 64       # fixed-noise samples shown in the grid (8 x 8)
 METRIC_EVERY_S = 2.0   # a live run re-measures sliced W / diversity at most this often
@@ -104,9 +112,13 @@ class ImageConfig(TrainConfig):
 def build_networks(cfg: ImageConfig, seed: int | None = None) -> tuple[DCGANGenerator, DCGANCritic]:
     """The DCGAN pair for cfg, DCGAN-initialized from `seed` (default cfg.seed), on the CPU."""
     init_rng = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
-    G = DCGANGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.g_features, cfg.g_norm)
-    C = DCGANCritic(cfg.image_size, cfg.channels, cfg.c_features, cfg.c_norm)
+    G, C = _networks(cfg)
     return init_dcgan(G, init_rng), init_dcgan(C, init_rng)
+
+
+def _networks(cfg: ImageConfig) -> tuple[DCGANGenerator, DCGANCritic]:
+    return (DCGANGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.g_features, cfg.g_norm),
+            DCGANCritic(cfg.image_size, cfg.channels, cfg.c_features, cfg.c_norm))
 
 
 def make_image_trainer(cfg: ImageConfig, uploads: np.ndarray | None = None,
@@ -142,56 +154,73 @@ def make_image_trainer(cfg: ImageConfig, uploads: np.ndarray | None = None,
     return trainer
 
 
-def image_trainer_from_checkpoint(d: dict, uploads: np.ndarray | None = None) -> Trainer:
-    """Rebuild an image Trainer from load_checkpoint()'s dict and restore its state (ValueError if
-    the file is not an image-GAN checkpoint or its weights do not fit the networks it describes)."""
-    cfg = config_from_checkpoint(d)
+def image_trainer_from_checkpoint(d: dict, uploads: np.ndarray | None = None, device: str = "auto") -> Trainer:
+    """Rebuild an image Trainer from load_checkpoint()'s dict and restore its state, on `device` (the
+    app's choice, never the file's). ValueError if the file is not an image-GAN checkpoint, declares
+    more than the Image GAN page offers, or its weights do not fit the networks it describes.
+
+    Cost bound: the networks of the page's largest settings (64 x 64 colour, 64 feature maps, latent
+    size 128: 6.6 M weights, 77 MB with Adam's moments, 92 MB with the averaged generator, about twice that with the trainer's last good copy),
+    checked before anything is built: about 0.5 s and 300 MB with the file itself (bench/upload_limits.py)."""
+    cfg, _ = check_image_checkpoint(d, device)
     trainer = make_image_trainer(cfg, uploads)
     trainer.load_state_dict(d)
     return trainer
 
 
-def image_trainer_from_bytes(data: bytes, uploads: np.ndarray | None = None) -> Trainer:
+def image_trainer_from_bytes(data: bytes, uploads: np.ndarray | None = None, device: str = "auto") -> Trainer:
     """image_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run)."""
-    return image_trainer_from_checkpoint(load_checkpoint(data), uploads)
+    return image_trainer_from_checkpoint(load_checkpoint(data, UPLOAD_BYTES), uploads, device)
 
 
-def describe_image_checkpoint(data: bytes) -> dict:
-    """{"config": the run's settings, "step": its step} of an image checkpoint file; else ValueError."""
-    state = load_checkpoint(data)
-    return {"config": asdict(config_from_checkpoint(state)), "step": state.get("step", "?")}
+def describe_image_checkpoint(data: bytes, device: str = "auto") -> dict:
+    """{"config": the run's settings, "step": its step, "note": a sentence or None} of an image
+    checkpoint file; else ValueError. Checks everything check_image_checkpoint does; builds nothing."""
+    state = load_checkpoint(data, UPLOAD_BYTES)
+    cfg, note = check_image_checkpoint(state, device)
+    return {"config": asdict(cfg), "step": state["step"], "note": note}
 
 
 def samples_from_checkpoint(data: bytes) -> np.ndarray:
     """A grid of 64 samples (uint8 RGB) from an image checkpoint's generator, with fixed noise."""
-    state = load_checkpoint(data)
+    state = load_checkpoint(data, UPLOAD_BYTES)
     cfg = config_from_checkpoint(state)
     return image_grid(sample_images(generator_from_checkpoint(state), fixed_noise(GRID_IMAGES, cfg.latent_dim, cfg.seed)))
 
 
-def config_from_checkpoint(d: dict) -> ImageConfig:
-    """The ImageConfig stored in a checkpoint dict, validated (device reset to "auto")."""
+# The largest image run an upload may declare: the Image GAN page's largest settings, the app's own
+# history cap and measurement sample; and the size of its checkpoint (92 MB), above which a file is
+# refused before it is read.
+UPLOAD_LIMITS = upload_limits(IMAGE_OFFER, ("image_size", "channels", "latent_dim", "g_features", "c_features",
+                                            "batch_size", "n_critic"),
+                              history_cap=TrainConfig.history_cap, n_metric=ImageConfig.n_metric)
+UPLOAD_BYTES = largest_checkpoint_bytes(*meta_networks(_networks, ImageConfig(
+    **{k: UPLOAD_LIMITS[k] for k in ("image_size", "channels", "latent_dim", "g_features", "c_features")})))
+
+
+def config_from_checkpoint(d: dict, device: str = "auto") -> ImageConfig:
+    """The ImageConfig stored in a checkpoint dict, validated, no larger than the page offers, on the
+    app's `device` (never the file's)."""
     saved = d.get("config") if isinstance(d, dict) else None
     if not isinstance(saved, dict) or "image_size" not in saved:
         raise ValueError("This checkpoint is not from the Image GAN page (it holds no image configuration).")
-    known = {f.name for f in fields(ImageConfig)}
-    try:
-        cfg = ImageConfig(**{k: v for k, v in saved.items() if k in known and k != "device"})
-        cfg.validate()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"The checkpoint's configuration is not valid: {err}") from None
-    return cfg
+    return upload_config(ImageConfig, saved, UPLOAD_LIMITS, device)
+
+
+def check_image_checkpoint(d: dict, device: str = "auto") -> tuple[ImageConfig, str | None]:
+    """(the run's config, a sentence if its history was thinned) if an image checkpoint dict holds
+    nothing larger than the Image GAN page offers, finite weights of the right shapes and progress in
+    range; ValueError otherwise. Builds nothing: the shapes come from networks on the meta device."""
+    cfg = config_from_checkpoint(d, device)
+    return cfg, check_contents(d, cfg, _networks)
 
 
 def generator_from_checkpoint(d: dict) -> DCGANGenerator:
     """Only the generator of an image checkpoint (to draw samples without any training data)."""
     cfg = config_from_checkpoint(d)
+    check_tensors(d, {"generator": meta_networks(_networks, cfg)[0]})
     G, _ = build_networks(cfg)
-    try:
-        G.load_state_dict(d["generator"])
-    except (KeyError, RuntimeError, TypeError) as err:
-        raise ValueError(f"The checkpoint's generator weights do not fit its configuration: "
-                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    G.load_state_dict(d["generator"])
     return G
 
 

@@ -10,7 +10,8 @@ functions or functools.partial of them, with plain data (a config dataclass, a N
 
 Limits keep a hosted demo alive: a process-wide cap on runs training at once (EXPLORER_MAX_RUNS), a
 training-time cap per run (EXPLORER_MAX_SECONDS, enforced by the worker), a run nobody looks at
-pauses (EXPLORER_IDLE_PAUSE_S) and later is released from its worker (EXPLORER_IDLE_STOP_S).
+pauses (EXPLORER_IDLE_PAUSE_S) and later is released from its worker (EXPLORER_IDLE_STOP_S), and a
+visitor's budget of runs started a minute (`budget`, EXPLORER_RUNS_PER_MIN).
 """
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ import time
 import weakref
 from typing import Any, Callable, Iterable
 
-from explorer.limits import acquire_slot, env_number, max_runs, minutes, release_slot, running_count, set_max_runs  # noqa: F401
+from explorer.limits import (  # noqa: F401
+    VisitorBudget,
+    acquire_slot,
+    env_number,
+    max_runs,
+    minutes,
+    release_slot,
+    running_count,
+    set_max_runs,
+)
 from explorer.pool import Pool, WorkerDied, get_pool
 
 log = logging.getLogger(__name__)
@@ -59,6 +69,7 @@ class Session:
         self.max_frames = max(2, int(max_frames))   # snapshots kept for the GIF, evenly spread over steps
         self.max_log = max(2, int(max_log))         # metric records kept (thinned evenly beyond)
         self.hot_fields = tuple(hot_fields) if hot_fields is not None else None
+        self.budget: VisitorBudget | None = None     # the visitor's runs a minute (set by ui/run_controls.py)
         self._lock = threading.Condition()          # guards every field below
         self._prepare_lock = threading.Lock()       # one trainer build at a time
         self._clear()
@@ -123,15 +134,19 @@ class Session:
     def prepare(self) -> None:
         """Build the trainer in a worker and take the step-0 snapshot, if not done yet.
 
-        ValueError (from the factory) on bad settings; if the worker cannot be reached the run ends
-        with a message instead."""
+        ValueError (from the factory) on bad settings, or with the budget's sentence when the visitor
+        has started too many runs this minute; if the worker cannot be reached the run ends with a
+        message instead."""
         with self._prepare_lock:
             with self._lock:
                 if self._link is not None or self._final:
                     return
+                if self._factory is None:
+                    raise ValueError("This run has nothing to train yet.")
+                refusal = self.budget.admit_run() if self.budget is not None else None
+                if refusal:
+                    raise ValueError(refusal)
                 factory, pending, self._pending = self._factory, self._pending, {}
-            if factory is None:
-                raise ValueError("This run has nothing to train yet.")
             pool = self._pool or get_pool()
             link, run_id = pool.place(), pool.next_id()
             link.attach(run_id, self)

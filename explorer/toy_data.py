@@ -25,6 +25,11 @@ DEFAULT_SPREAD = {"8gaussians": 0.1, "25gaussians": 0.05, "swissroll": 0.25, "ri
 MAX_POINTS = 100_000  # an uploaded CSV may hold at most this many rows
 MIN_POINTS = 10       # ... and at least this many: fewer cannot be told apart from noise
 MAX_ABS = 1_000.0     # coordinates beyond this are almost surely a unit mistake
+# What a CSV upload may be before a line is read: two 25-character numbers, a separator and a new
+# line fit 64 bytes; one blank line between rows (and a header) at most.
+MAX_CSV_BYTES = 64 * MAX_POINTS
+MAX_CSV_LINES = 2 * MAX_POINTS + 1
+MAX_LINE_CHARS = 200
 
 # The lecture notes (and the WGAN-GP code) divide the 8-Gaussians batch by 1.414 ("stdev"):
 # centres at radius 2 / 1.414 and per-axis std spread / 1.414.
@@ -143,9 +148,19 @@ def parse_points_csv(data: bytes | str) -> np.ndarray:
     Raises ValueError naming the first bad line: wrong column count, a non-number, NaN/inf,
     fewer than MIN_POINTS or more than MAX_POINTS rows.
 
+    Cost bound: a file over MAX_CSV_BYTES (6.4 MB) or MAX_CSV_LINES lines is refused before a line is
+    read, a line over MAX_LINE_CHARS before it is split; the largest accepted file takes about 0.3 s
+    and 60 MB (tests/test_upload_bounds.py measures the bound, bench/upload_limits.py times it).
+
         >>> parse_points_csv("x,y\\n0,1\\n" + "2,3\\n" * 9).shape
         (10, 2)
     """
+    if len(data) > MAX_CSV_BYTES:
+        raise ValueError(f"The file is {len(data) / 1e6:.1f} MB; {MAX_POINTS:,} x,y rows fit in "
+                         f"{MAX_CSV_BYTES / 1e6:g} MB.")
+    lines = data.count(b"\n" if isinstance(data, bytes) else "\n")
+    if lines > MAX_CSV_LINES:
+        raise ValueError(f"The file has {lines:,} lines; at most {MAX_POINTS:,} rows of x,y are accepted.")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -157,6 +172,8 @@ def parse_points_csv(data: bytes | str) -> np.ndarray:
         line = line.strip()
         if not line:
             continue
+        if len(line) > MAX_LINE_CHARS:
+            raise ValueError(f"Line {lineno} is {len(line):,} characters long; a row is just two numbers, x,y.")
         cells = [c.strip() for c in line.replace(";", ",").replace("\t", ",").split(",")]
         if len(cells) != 2:
             raise ValueError(f"Line {lineno} has {len(cells)} columns; every row must be exactly x,y.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import textwrap
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from explorer.checkpoints import load_checkpoint, save_checkpoint
-from explorer.choices import TOY_DATASETS
+from explorer.choices import TOY_DATASETS, TOY_OFFER
 from explorer.critic_field import lattice, lattice_field, values_and_grads
 from explorer.headless import run_headless
 from explorer.lipschitz import lipschitz_stats
@@ -27,6 +27,7 @@ from explorer.metrics import mode_stats, w1_exact, w1_floor
 from explorer.models import MLPCritic, MLPGenerator, init_linear
 from explorer.toy_data import make_source, parse_points_csv
 from explorer.training import TrainConfig, Trainer, resolve_device
+from explorer.upload_checks import check_contents, largest_checkpoint_bytes, meta_networks, upload_config, upload_limits
 
 FINAL_SAMPLES = 1024   # samples for a headless run's final W1 / modes / high-quality numbers
 # Published mode-collapse results on the same data (dataset, spread): what the page and
@@ -101,8 +102,7 @@ def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Traine
     cfg.validate()
     source = make_source(cfg.dataset, cfg.spread, points, seed=cfg.seed)
     init_rng = torch.Generator().manual_seed(cfg.seed)
-    G = init_linear(MLPGenerator(cfg.noise_dim, cfg.width, cfg.depth), init_rng)
-    C = init_linear(MLPCritic(2, cfg.width, cfg.depth), init_rng)
+    G, C = (init_linear(net, init_rng) for net in _networks(cfg))
     device = resolve_device(cfg.device)
     rng = torch.Generator(device).manual_seed(cfg.seed)
     dim = cfg.noise_dim
@@ -115,29 +115,61 @@ def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Traine
     return trainer
 
 
-def toy_trainer_from_checkpoint(d: dict, points: np.ndarray | None = None) -> Trainer:
-    """Rebuild a toy Trainer from load_checkpoint()'s dict and restore its state."""
-    known = {f.name for f in fields(ToyConfig)}
-    try:
-        cfg = ToyConfig(**{k: v for k, v in d["config"].items() if k in known})
-    except (KeyError, TypeError, AttributeError):
-        raise ValueError("The checkpoint holds no 2-D GAN configuration.") from None
+def toy_trainer_from_checkpoint(d: dict, points: np.ndarray | None = None, device: str = "auto") -> Trainer:
+    """Rebuild a toy Trainer from load_checkpoint()'s dict and restore its state, on `device` (the
+    app's choice, never the file's).
+
+    check_toy_checkpoint runs first, so a file declaring more than the 2-D page offers is refused
+    before any network is built. Cost bound: the networks of the page's largest settings (width 512,
+    depth 6: 1.3 M weights each, 32 MB with Adam's moments, 37 MB with the averaged generator, about twice that with the trainer's last good
+    copy) and a history of at most 10,000 records: about 0.4 s and 110 MB (bench/upload_limits.py).
+    """
+    return _resume(d, points, device)[0]
+
+
+def _resume(d: dict, points: np.ndarray | None, device: str) -> tuple[Trainer, str | None]:
+    cfg, note = check_toy_checkpoint(d, device)
     trainer = make_toy_trainer(cfg, points)
     trainer.load_state_dict(d)
-    return trainer
+    return trainer, note
 
 
-def toy_trainer_from_bytes(data: bytes, points: np.ndarray | None = None) -> Trainer:
-    """toy_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run)."""
-    return toy_trainer_from_checkpoint(load_checkpoint(data), points)
+def check_toy_checkpoint(d: dict, device: str = "auto") -> tuple[ToyConfig, str | None]:
+    """(the run's config, a sentence if its history was thinned) if a 2-D checkpoint dict holds
+    nothing larger than the 2-D page offers, finite weights of the right shapes and progress in range;
+    ValueError otherwise. Builds nothing: the shapes come from networks on the meta device."""
+    saved = d.get("config") if isinstance(d, dict) else None
+    if not isinstance(saved, dict) or "width" not in saved:
+        raise ValueError("The checkpoint holds no 2-D GAN configuration.")
+    cfg = upload_config(ToyConfig, saved, UPLOAD_LIMITS, device)
+    return cfg, check_contents(d, cfg, _networks)
 
 
-def describe_toy_checkpoint(data: bytes, points: np.ndarray | None = None) -> dict:
-    """{"config": the run's settings, "step": its step} if the file resumes a toy run; else ValueError.
+def _networks(cfg: ToyConfig) -> tuple[MLPGenerator, MLPCritic]:
+    return MLPGenerator(cfg.noise_dim, cfg.width, cfg.depth), MLPCritic(2, cfg.width, cfg.depth)
+
+
+# The largest toy run an upload may declare: the 2-D page's largest settings and the app's history
+# cap; and the size of its checkpoint (37 MB), above which a file is refused before it is read.
+UPLOAD_LIMITS = upload_limits(TOY_OFFER, ("width", "depth", "noise_dim", "batch_size", "n_critic"),
+                              history_cap=TrainConfig.history_cap)
+UPLOAD_BYTES = largest_checkpoint_bytes(*meta_networks(_networks, ToyConfig(
+    width=UPLOAD_LIMITS["width"], depth=UPLOAD_LIMITS["depth"], noise_dim=UPLOAD_LIMITS["noise_dim"])))
+
+
+def toy_trainer_from_bytes(data: bytes, points: np.ndarray | None = None, device: str = "auto") -> Trainer:
+    """toy_trainer_from_checkpoint on a checkpoint file's bytes (a factory a worker process can run);
+    a file larger than UPLOAD_BYTES is refused before it is read."""
+    return toy_trainer_from_checkpoint(load_checkpoint(data, UPLOAD_BYTES), points, device)
+
+
+def describe_toy_checkpoint(data: bytes, points: np.ndarray | None = None, device: str = "auto") -> dict:
+    """{"config": the run's settings, "step": its step, "note": a sentence or None} if the file resumes
+    a toy run; else ValueError.
 
     The trainer is rebuilt to check that every weight fits, then dropped: run it in a worker."""
-    trainer = toy_trainer_from_bytes(data, points)
-    return {"config": asdict(trainer.cfg), "step": trainer.step_count}
+    trainer, note = _resume(load_checkpoint(data, UPLOAD_BYTES), points, device)
+    return {"config": asdict(trainer.cfg), "step": trainer.step_count, "note": note}
 
 
 # ----------------------------------------------------------------------------- snapshots

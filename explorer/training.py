@@ -25,6 +25,7 @@ from explorer.losses import clip_weights, critic_terms, generator_loss, make_opt
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 25         # generator steps between finiteness checks (and last-good snapshots)
+RECORD_KEYS = ("step", "loss_c", "loss_g", "w_est", "gp")   # one history record (gp is NaN where not computed)
 
 
 @dataclass
@@ -317,8 +318,8 @@ class Trainer:
         try:
             self.generator.load_state_dict(d["generator"])
             self.critic.load_state_dict(d["critic"])
-            self.opt_g.load_state_dict(d["opt_g"])
-            self.opt_c.load_state_dict(d["opt_c"])
+            _load_moments(self.opt_g, d["opt_g"])
+            _load_moments(self.opt_c, d["opt_c"])
             if self.ema_generator is not None:   # an older file without it: the average starts from here
                 self.ema_generator.load_state_dict(d.get("ema_generator", d["generator"]))
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
@@ -338,12 +339,21 @@ def _checked_progress(d: dict) -> tuple[int, list[dict], int]:
     step, stride, history = d["step"], d.get("stride", 1), d.get("history", [])
     if not (isinstance(step, int) and step >= 0 and isinstance(stride, int) and stride >= 1):
         raise ValueError("The checkpoint's step counter is damaged (expected whole numbers >= 0).")
-    keys = ("step", "loss_c", "loss_g", "w_est", "gp")
     ok = isinstance(history, list) and all(
-        isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) for k in keys) for r in history)
+        isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) for k in RECORD_KEYS) for r in history)
     if not ok:
         raise ValueError("The checkpoint's loss history is damaged (expected records of numbers).")
     return step, [dict(r) for r in history], stride
+
+
+def _load_moments(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """The optimizer's per-weight state (moments, step) from a file, its settings kept as this trainer
+    made them: a file's eps, weight decay or kernel choice (fused, capturable, ...) never applies. The
+    learning rates follow the file's config through update(), within check_hot's range."""
+    own = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, settings in zip(opt.param_groups, own):
+        group.update(settings)
 
 
 def _clone(state: dict) -> dict:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from explorer import charts, plots
 from explorer.checkpoints import checkpoint_bytes
-from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_DATASET_NAMES, TOY_DATASETS
+from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
 from explorer.pool import get_pool
 from explorer.session import Session
 from explorer.toy_data import DEFAULT_SPREAD, parse_points_csv
@@ -24,6 +24,7 @@ from explorer.toy_training import (
     toy_snapshot,
     toy_trainer_from_bytes,
 )
+from ui.budget import admit_upload
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import run_buttons, speed, visitor_session
 
@@ -39,15 +40,9 @@ STEP_CLICK = 10        # generator steps per click on "Step"
 P = "g2_"              # prefix of this page's session_state keys
 
 DEFAULT = ToyConfig.recommended("8gaussians", "wgan-gp")   # the page opens on these
-LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-CLIPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-# What a URL may set: a tuple of allowed values, or (low, high, type) for a range.
-SETTINGS = {
-    "dataset": TOY_DATASETS, "loss": LOSSES, "lam": (0.0, 50.0, float), "clip": CLIPS,
-    "n_critic": (1, 20, int), "lr_g": LRS, "lr_c": LRS, "optimizer": ("adam", "rmsprop"),
-    "batch_size": (64, 128, 256, 512), "width": (32, 64, 128, 256, 512), "depth": (1, 6, int),
-    "seed": (0, 2**31 - 1, int), "device": DEVICES, "ema": (0.0, 0.99, 0.999),
-}
+# What the widgets offer and a URL may set: a tuple of allowed values, or (low, high, type) for a range
+# (explorer/choices.py, where an uploaded checkpoint's sizes are held to the same).
+SETTINGS = TOY_OFFER
 KEEP = ("dataset", "loss", "seed", "device")   # what "recommended settings" leaves as the visitor set it
 COLD = tuple(k for k in SETTINGS if k not in HOT_FIELDS)   # changing these starts a new run
 
@@ -99,9 +94,13 @@ def load_uploaded_checkpoint() -> None:
     upload = st.session_state.get(P + "ckpt")
     if upload is None:
         return
-    data, points = upload.getvalue(), st.session_state.get(P + "points")
+    refusal = admit_upload(upload)
+    if refusal:
+        st.session_state[P + "ckpt_error"] = refusal
+        return
+    data, points, device = upload.getvalue(), st.session_state.get(P + "points"), st.session_state[P + "device"]
     try:   # the file is opened and checked in a worker process, not in the web server
-        found = get_pool().call(describe_toy_checkpoint, data, points)
+        found = get_pool().call(describe_toy_checkpoint, data, points, device)
         values = {k: found["config"][k] for k in SETTINGS}
         off = [f"{k}={_fmt(v)}" for k, v in values.items() if _not_offered(k, v)]
         if off:
@@ -113,7 +112,8 @@ def load_uploaded_checkpoint() -> None:
     st.session_state.pop(P + "ckpt_error", None)
     for k, v in values.items():
         st.session_state[P + k] = v
-    st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points), found["step"])
+    st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points, device), found["step"],
+                                      found["note"])
 
 
 def apply_recommended(names: tuple = tuple(SETTINGS)) -> None:
@@ -173,7 +173,10 @@ with st.sidebar:
     points = points_digest = None
     if st.session_state[P + "dataset"] == "points":
         upload = st.file_uploader("CSV of x,y rows", type=["csv", "txt"], key=P + "points_file")
-        if upload is not None:
+        refusal = admit_upload(upload) if upload is not None else None
+        if refusal:
+            st.warning(refusal)
+        elif upload is not None:
             try:
                 points = read_points(upload.getvalue())
                 points_digest = hashlib.sha1(upload.getvalue()).hexdigest()
@@ -186,9 +189,9 @@ with st.sidebar:
               help="What the app proposes for this dataset and loss (ToyConfig.recommended). A new dataset "
                    "brings them all; a new loss its own (λ, c, critic iterations, learning rates, optimizer).")
     st.select_slider("Width (units per layer)", SETTINGS["width"], key=P + "width")
-    st.slider("Depth (hidden layers)", 1, 6, key=P + "depth")
+    st.slider("Depth (hidden layers)", *SETTINGS["depth"][:2], key=P + "depth")
     st.select_slider("Batch size", SETTINGS["batch_size"], key=P + "batch_size")
-    st.selectbox("Optimizer", ("adam", "rmsprop"), key=P + "optimizer")
+    st.selectbox("Optimizer", SETTINGS["optimizer"], key=P + "optimizer")
     st.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
     st.selectbox("Device", DEVICES, key=P + "device")
     st.select_slider("Generator averaging (EMA decay)", SETTINGS["ema"], key=P + "ema",
@@ -197,12 +200,12 @@ with st.sidebar:
                           "weights (Yazici et al. 2019): steadier than the generator itself. 0: off.")
     st.header("Changeable while running")
     loss_now = st.session_state[P + "loss"]      # only the loss's own knob is live
-    st.slider("λ, gradient-penalty weight (WGAN-GP)", 0.0, 50.0, step=0.5, key=P + "lam",
+    st.slider("λ, gradient-penalty weight (WGAN-GP)", *SETTINGS["lam"][:2], step=0.5, key=P + "lam",
               disabled=loss_now != "wgan-gp")
-    st.select_slider("c, weight clip (WGAN)", CLIPS, key=P + "clip", disabled=loss_now != "wgan")
-    st.slider("Critic iterations per generator step", 1, 20, key=P + "n_critic")
-    st.select_slider("Generator learning rate", LRS, key=P + "lr_g", format_func=lambda v: f"{v:g}")
-    st.select_slider("Critic learning rate", LRS, key=P + "lr_c", format_func=lambda v: f"{v:g}")
+    st.select_slider("c, weight clip (WGAN)", TOY_CLIPS, key=P + "clip", disabled=loss_now != "wgan")
+    st.slider("Critic iterations per generator step", *SETTINGS["n_critic"][:2], key=P + "n_critic")
+    st.select_slider("Generator learning rate", SETTINGS["lr_g"], key=P + "lr_g", format_func=lambda v: f"{v:g}")
+    st.select_slider("Critic learning rate", SETTINGS["lr_c"], key=P + "lr_c", format_func=lambda v: f"{v:g}")
     st.file_uploader("Resume from a checkpoint (.pt)", type=["pt"], key=P + "ckpt",
                      on_change=load_uploaded_checkpoint)
 
@@ -218,10 +221,12 @@ if P + "ckpt_error" in st.session_state:
 cold = {**{k: values[k] for k in COLD}, "points": points_digest}
 hot = {k: values[k] for k in HOT_FIELDS}
 if P + "resume" in st.session_state:     # a checkpoint was just loaded: it becomes the run
-    resumed, at_step = st.session_state.pop(P + "resume")
+    resumed, at_step, note = st.session_state.pop(P + "resume")
     session.reset(resumed)
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
-    st.success(f"Resumed from the checkpoint at step {at_step}. Press Start to go on.")
+    st.success(f"Resumed from the checkpoint at step {at_step:,}. Press Start to go on.")
+    if note:
+        st.info(note)
 elif st.session_state.get(P + "cold") != cold:
     before, was = st.session_state.get(P + "cold"), session.latest()
     session.reset(partial(make_toy_trainer, replace(cfg), points))

@@ -8,19 +8,21 @@ import streamlit as st
 from explorer import choices as CH
 from explorer.charts import image_metrics_charts, loss_chart
 from explorer.checkpoints import checkpoint_bytes
-from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, NORMS
+from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, IMAGE_OFFER, NORMS
 from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot,
                                      image_trainer_from_bytes, make_image_trainer, samples_from_checkpoint)
 from explorer.plots import frames_to_gif
 from explorer.pool import get_pool
 from explorer.session import Session
 from explorer.uploads import load_uploaded_images
+from ui.budget import admit_upload
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
 ss = st.session_state
+OFFER = IMAGE_OFFER     # what the widgets offer (explorer/choices.py; an uploaded checkpoint is held to it too)
 # Short names: the sidebar's select box cuts longer ones; the download sizes are in the help text.
 DATASET_NAMES, LOSS_NAMES = IMAGE_DATASET_NAMES, CH.LOSS_NAMES
 
@@ -75,29 +77,30 @@ with st.sidebar:
                     index=list(LOSS_NAMES).index(ImageConfig.loss), key="img_loss",
                     help="GAN is the default on a CPU: it runs several times more steps a minute than WGAN-GP.")
     base = ImageConfig.for_loss(loss)     # the settings that go with this loss: the widgets start there
-    lam = st.slider("λ (gradient-penalty weight)", 0.0, 50.0, base.lam, 0.5, key="img_lam", disabled=loss != "wgan-gp")
-    clip = st.select_slider("clip c (weight clipping)", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1], base.clip,
-                            key="img_clip", disabled=loss != "wgan")
-    n_critic = st.slider("Critic iterations per generator step", 1, 10, base.n_critic, key=f"img_nc_{loss}")
-    lr_g = st.select_slider("Generator learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], base.lr_g, key="img_lr_g")
-    lr_c = st.select_slider("Critic learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3], base.lr_c, key="img_lr_c")
+    lam = st.slider("λ (gradient-penalty weight)", *OFFER["lam"][:2], base.lam, 0.5, key="img_lam",
+                    disabled=loss != "wgan-gp")
+    clip = st.select_slider("clip c (weight clipping)", OFFER["clip"], base.clip, key="img_clip", disabled=loss != "wgan")
+    n_critic = st.slider("Critic iterations per generator step", *OFFER["n_critic"][:2], base.n_critic,
+                         key=f"img_nc_{loss}")
+    lr_g = st.select_slider("Generator learning rate", OFFER["lr_g"], base.lr_g, key="img_lr_g")
+    lr_c = st.select_slider("Critic learning rate", OFFER["lr_c"], base.lr_c, key="img_lr_c")
     with st.expander("Networks and optimizer"):
-        beta1 = st.slider("Adam β1", 0.0, 0.95, base.beta1, 0.05, key="img_beta1")
-        beta2 = st.select_slider("Adam β2", [0.9, 0.99, 0.999], base.beta2,
+        beta1 = st.slider("Adam β1", *OFFER["beta1"][:2], base.beta1, 0.05, key="img_beta1")
+        beta2 = st.select_slider("Adam β2", OFFER["beta2"], base.beta2,
                                 key=f"img_beta2_{loss}", help="DCGAN uses 0.999, WGAN-GP 0.9.")
-        batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], base.batch_size, key="img_batch")
-        latent = st.select_slider("Latent size", [16, 32, 64, 100, 128], base.latent_dim, key="img_latent")
-        g_feat = st.select_slider("Generator feature maps", [8, 16, 32, 64], base.g_features, key="img_gf")
-        c_feat = st.select_slider("Critic feature maps", [8, 16, 32, 64], base.c_features, key="img_cf")
+        batch = st.select_slider("Batch size", OFFER["batch_size"], base.batch_size, key="img_batch")
+        latent = st.select_slider("Latent size", OFFER["latent_dim"], base.latent_dim, key="img_latent")
+        g_feat = st.select_slider("Generator feature maps", OFFER["g_features"], base.g_features, key="img_gf")
+        c_feat = st.select_slider("Critic feature maps", OFFER["c_features"], base.c_features, key="img_cf")
         g_norm = st.selectbox("Generator norm", NORMS, NORMS.index(base.g_norm), key="img_gnorm")
         c_norms = [n for n in NORMS if not (loss == "wgan-gp" and n == "batch")]
         c_norm = st.selectbox("Critic norm", c_norms, c_norms.index(base.c_norm), key=f"img_cnorm_{loss}",
                               help="No batch norm with a gradient penalty: it mixes the images of a batch.")
-        ema = st.select_slider("Generator averaging (EMA decay)", [0.0, 0.99, 0.999], base.ema, key="img_ema",
+        ema = st.select_slider("Generator averaging (EMA decay)", OFFER["ema"], base.ema, key="img_ema",
                                format_func=lambda v: "off" if v == 0 else f"{v:g}",
                                help="The samples and numbers come from an exponential moving average of the "
                                     "generator's weights (Yazici et al. 2019): smoother shapes sooner. 0: off.")
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="img_seed")
+        seed = st.number_input("Seed", *OFFER["seed"][:2], 0, key="img_seed")
         device = st.selectbox("Device", CH.DEVICES, key="img_device")
         amp = st.selectbox("Mixed precision (CUDA only)", CH.PRECISIONS, key="img_amp",
                            help="A no-op on the CPU.")
@@ -112,7 +115,10 @@ uploads = None
 if dataset == "upload":
     files = st.file_uploader("PNG/JPG pictures, or a zip of them", type=["png", "jpg", "jpeg", "zip"],
                              accept_multiple_files=True, key="img_files")
-    if files:
+    refusal = admit_upload(*files) if files else None
+    if refusal:
+        st.warning(refusal)
+    elif files:
         uploads, skipped = decode_uploads(tuple((f.name, f.getvalue()) for f in files), size, channels)
         if skipped:
             with st.expander(f"{len(skipped)} file(s) skipped", expanded=uploads is None):
@@ -233,18 +239,21 @@ curves_and_downloads()
 with st.expander("Resume or sample from a checkpoint"):
     up = st.file_uploader("Checkpoint (.pt) saved by this page or `python -m explorer images --out`",
                           type=["pt"], key="img_ckpt")
-    if up is not None:
+    refusal = admit_upload(up) if up is not None else None
+    if refusal:
+        st.warning(refusal)
+    elif up is not None:
         data = up.getvalue()
         try:   # opened and checked in a worker process, not in the web server
-            found = get_pool().call(describe_image_checkpoint, data)
+            found = get_pool().call(describe_image_checkpoint, data, device)
             loaded = ImageConfig(**found["config"])
             st.caption(f"{LOSS_NAMES[loaded.loss]}, {loaded.dataset}, {loaded.image_size}x{loaded.image_size}, "
-                       f"step {found['step']}")
+                       f"step {found['step']:,}" + (f". {found['note']}" if found["note"] else ""))
             a, b = st.columns(2)
             if a.button("Sample from it", key="img_ckpt_sample"):
                 st.image(get_pool().call(samples_from_checkpoint, data), caption="Samples from the uploaded generator")
             if b.button("Resume training from it", key="img_ckpt_resume"):
-                factory = partial(image_trainer_from_bytes, data, uploads if loaded.dataset == "upload" else None)
+                factory = partial(image_trainer_from_bytes, data, uploads if loaded.dataset == "upload" else None, device)
                 session.reset(factory)
                 session.prepare()
                 ss.img_resumed = True

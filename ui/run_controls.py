@@ -12,11 +12,19 @@ from typing import Any, Callable
 import streamlit as st
 
 from explorer.session import Session
+from ui.budget import visitor_budget
+
+
+def visitor_session(page: str, make: Callable[[], Session]) -> Session:
+    """One run handle per visitor and page, made by make(); released when the visitor leaves. The
+    runs it starts count against the visitor's budget (ui/budget.py)."""
+    session = _session(page, make)
+    session.budget = visitor_budget()
+    return session
 
 
 @st.cache_resource(scope="session", on_release=lambda s: s.close(), show_spinner=False)
-def visitor_session(page: str, _make: Callable[[], Session]) -> Session:
-    """One run handle per visitor and page, made by _make(); released when the visitor leaves."""
+def _session(page: str, _make: Callable[[], Session]) -> Session:
     return _make()
 
 
