@@ -79,7 +79,8 @@ with st.sidebar:
     base = ImageConfig.for_loss(loss)     # the settings that go with this loss: the widgets start there
     lam = st.slider("λ (gradient-penalty weight)", *OFFER["lam"][:2], base.lam, 0.5, key="img_lam",
                     disabled=loss != "wgan-gp")
-    clip = st.select_slider("clip c (weight clipping)", OFFER["clip"], base.clip, key="img_clip", disabled=loss != "wgan")
+    clip = st.select_slider("clip c (weight clipping)", OFFER["clip"], base.clip, key="img_clip",
+                            disabled=loss != "wgan")
     n_critic = st.slider("Critic iterations per generator step", *OFFER["n_critic"][:2], base.n_critic,
                          key=f"img_nc_{loss}")
     lr_g = st.select_slider("Generator learning rate", OFFER["lr_g"], base.lr_g, key="img_lr_g")
@@ -253,7 +254,8 @@ with st.expander("Resume or sample from a checkpoint"):
             if a.button("Sample from it", key="img_ckpt_sample"):
                 st.image(get_pool().call(samples_from_checkpoint, data), caption="Samples from the uploaded generator")
             if b.button("Resume training from it", key="img_ckpt_resume"):
-                factory = partial(image_trainer_from_bytes, data, uploads if loaded.dataset == "upload" else None, device)
+                own = uploads if loaded.dataset == "upload" else None
+                factory = partial(image_trainer_from_bytes, data, own, device)
                 session.reset(factory)
                 session.prepare()
                 ss.img_resumed = True

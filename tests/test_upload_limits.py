@@ -15,8 +15,13 @@ import pytest
 import torch
 
 from explorer import checkpoints, image_training, toy_training, training
-from explorer.checkpoints import (CHECKPOINT_FORMAT, MAX_CHECKPOINT_BYTES, MAX_PICKLE_BYTES, checkpoint_bytes,
-                                  load_checkpoint)
+from explorer.checkpoints import (
+    CHECKPOINT_FORMAT,
+    MAX_CHECKPOINT_BYTES,
+    MAX_PICKLE_BYTES,
+    checkpoint_bytes,
+    load_checkpoint,
+)
 from explorer.choices import IMAGE_OFFER, TOY_OFFER, largest
 from explorer.image_training import ImageConfig, make_image_trainer
 from explorer.toy_training import ToyConfig, make_toy_trainer, toy_trainer_from_checkpoint
@@ -177,8 +182,10 @@ def test_nan_optimizer_moments_and_misshapen_ones_are_refused(toy_state, nothing
 def test_a_file_cannot_choose_the_optimizer_settings(toy_state):
     """eps 0 (division by zero), a huge weight decay or another kernel: the trainer keeps its own."""
     state = load_checkpoint(toy_state)
-    groups = [dict(g, eps=0.0, weight_decay=1e9, maximize=True, capturable=True) for g in state["opt_g"]["param_groups"]]
-    trainer = toy_trainer_from_checkpoint(load_checkpoint(crafted(toy_state, opt_g=dict(state["opt_g"], param_groups=groups))))
+    groups = [dict(g, eps=0.0, weight_decay=1e9, maximize=True, capturable=True)
+              for g in state["opt_g"]["param_groups"]]
+    hostile = crafted(toy_state, opt_g=dict(state["opt_g"], param_groups=groups))
+    trainer = toy_trainer_from_checkpoint(load_checkpoint(hostile))
     fresh = make_toy_trainer(trainer.cfg)
     for kept, own in zip(trainer.opt_g.param_groups, fresh.opt_g.param_groups):
         assert {k: v for k, v in kept.items() if k != "params"} == {k: v for k, v in own.items() if k != "params"}
