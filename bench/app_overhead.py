@@ -42,7 +42,7 @@ STEP_JS = {
         if (m.innerText.includes('Generator step')) return m.querySelector('[data-testid="stMetricValue"]').innerText; }
         return null; }""",
     "compare": """() => { const m = document.body.innerText.match(/Step ([\\d,]+) ·/); return m ? m[1] : null; }""",
-    "image_gan": """() => { const m = document.body.innerText.match(/Generated, fixed noise — step ([\\d,]+)/);
+    "image_gan": """() => { const m = document.body.innerText.match(/Generated(?: by the \\w+ generator)?, fixed noise — step ([\\d,]+)/);
         return m ? m[1] : null; }""",
 }
 # Counts changes of the page's main picture (the first image in the main area).

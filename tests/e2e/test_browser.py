@@ -315,7 +315,7 @@ def test_image_gan_trains_a_few_steps_and_shows_samples(page, tmp_path):
     assert_no_error(page, "image GAN with small settings")
     click_button(page, "^Train 20 steps$")
     wait_idle(page, LOAD_MS)
-    caption = page.get_by_text(re.compile(r"Generated, fixed noise — step \d+"))
+    caption = page.get_by_text(re.compile(r"Generated( by the \w+ generator)?, fixed noise — step \d+"))
     wait_until(lambda: caption.count() and int(re.search(r"step (\d+)", caption.first.inner_text()).group(1)) >= 20,
                90, "20 steps and a sample grid")
     assert len(image_sources(page)) >= 2, "no sample grid shown"
