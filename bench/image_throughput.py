@@ -4,7 +4,7 @@ Both sides train the same DCGAN pair (same sizes, same initial weights, same bat
 the baseline is measured in the same run, alternating rounds so machine noise hits both alike.
 
     python bench/image_throughput.py                     # CPU, gan and wgan-gp, 28x28
-    python bench/image_throughput.py --device cuda --size 64 --amp bf16
+    python bench/image_throughput.py --device cuda --size 64 --amp fp16   # fp16 with loss scaling
     python bench/image_throughput.py --no-channels-last  # our step in the contiguous layout
 
 images/s = generator steps x batch size / seconds (one step = n_critic critic updates + one
@@ -24,6 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from explorer.choices import PRECISIONS  # noqa: E402
 from explorer.image_training import ImageConfig, build_networks, make_image_trainer  # noqa: E402
 from explorer.images import make_shapes, to_float  # noqa: E402
 
@@ -143,7 +144,7 @@ def bench(loss: str, args: argparse.Namespace) -> dict:
         t_ours.append(time_rounds(run_ours, args.steps, device))
     per = args.steps * cfg.batch_size
     ref_ips, ours_ips = per / statistics.median(t_ref), per / statistics.median(t_ours)
-    return {"loss": loss, "n_critic": cfg.n_critic, "reference_images_per_s": ref_ips,
+    return {"loss": loss, "n_critic": cfg.n_critic, "amp": ours.amp, "reference_images_per_s": ref_ips,
             "ours_images_per_s": ours_ips, "ratio": ours_ips / ref_ips}
 
 
@@ -166,7 +167,9 @@ def main() -> int:
     p.add_argument("--pool", type=int, default=2048, help="real images in the reference's CPU pool")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="ours only; CUDA only")
+    p.add_argument("--amp", default="auto", choices=PRECISIONS,
+                   help="ours only (the reference is float32): auto is bf16 on a GPU, off on a CPU; "
+                        "fp16 scales its losses")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=ImageConfig.channels_last,
                    help="ours only (default: ImageConfig's default)")
     p.add_argument("--json", action="store_true")

@@ -21,7 +21,10 @@ IMAGE_DATASET_NAMES = {"shapes": "Shapes, one per image", "shapes-busy": "Shapes
                        "mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "upload": "Your own pictures"}
 IMAGE_SIZES = (28, 32, 64)
 NORMS = ("batch", "instance", "layer", "none")
-PRECISIONS = ("off", "bf16", "fp16")    # mixed precision on CUDA
+# Mixed precision (explorer/precision.py): auto is bf16 on a CUDA GPU and float32 elsewhere.
+PRECISIONS = ("auto", "off", "bf16", "fp16")
+PRECISION_NAMES = {"auto": "Auto (bf16 on a GPU, float32 on a CPU)", "off": "Off (float32)",
+                   "bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling"}
 
 GROUNDS = ("abs", "sq", "saturated")    # ground distances of the EMD: |x-y|, (x-y)^2, 1-exp(-alpha|x-y|)
 

@@ -233,5 +233,5 @@ class FastStep:
         loss_g = generator_objective(kind, f, cfg.non_saturating)
         backward(gl, g_acts, d_f * grad_x)
         trainer.opt_g.step()
-        nan = torch.full((), float("nan"))
-        return torch.stack((loss_c, loss_g, w_est, gp if gp is not None else nan))
+        nan, never_skipped = torch.full((), float("nan")), torch.zeros(())   # no loss scaling here
+        return torch.stack((loss_c, loss_g, w_est, gp if gp is not None else nan, never_skipped))

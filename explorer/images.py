@@ -118,8 +118,9 @@ def _solid_shapes(size: int, channels: int, kind: np.ndarray, radius: np.ndarray
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float32 tensor in [-1, 1]: x / 127.5 - 1."""
-    t = torch.as_tensor(images)
+    """uint8 images in [0, 255] -> float32 tensor in [-1, 1]: x / 127.5 - 1 (on the tensor's device;
+    a NumPy array's on the CPU)."""
+    t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
     return t.float().div_(127.5).sub_(1.0)
 
 
@@ -170,7 +171,8 @@ class ImageSource:
         """n real images as float32 (n, C, H, W) in [-1, 1] on the pool's device; reproducible
         through generator (which must live on that device)."""
         if self.pool is None:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator,
+                                     device=generator.device if generator is not None else "cpu"))
             return to_float(make_shapes(n, self.size, self.channels, seed=seed))
         idx = torch.randint(0, len(self.pool), (n,), generator=generator, device=self.pool.device)
         return _fit(to_float(self.pool[idx]), self.size, self.channels)

@@ -31,25 +31,31 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor,
     return torch.lerp(fake, real, eps)  # fake + eps * (real - fake)
 
 
-def input_grad_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
-    """||grad_x f(x)||_2 per sample, shape (B,), for inputs of any shape (B, ...).
+def input_grad_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = False,
+                     scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """||grad_x f(x)||_2 per sample, shape (B,), in float32, for inputs of any shape (B, ...).
 
     Summing the scores before differentiating is exact because sample i's score depends on x_i only.
+    scale: fp16's loss scale S (explorer/precision.py). The gradient is taken of S * sum f and then
+    divided by S, so gradients too small for float16 survive the critic's backward pass (PyTorch's
+    recipe for a gradient penalty under loss scaling); the division and the norm are in float32.
     """
     with torch.enable_grad():  # also under no_grad (e.g. metrics)
         x = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
-        return grad.flatten(1).norm(2, dim=1)
+        (grad,) = torch.autograd.grad(critic(x).sum() * scale, x, create_graph=create_graph)
+        grad = grad.to(torch.promote_types(grad.dtype, torch.float32))   # float32 at least (float64 stays)
+        return (grad / scale).flatten(1).norm(2, dim=1)
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """GP = E_x_hat (||grad f(x_hat)||_2 - 1)^2 on random interpolates (no lambda inside).
+                     generator: torch.Generator | None = None, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """GP = E_x_hat (||grad f(x_hat)||_2 - 1)^2 on random interpolates (no lambda inside), in float32.
 
     real, fake: (B, ...) of equal shape. Returns a scalar that is differentiable w.r.t. the critic.
+    scale: the critic's fp16 loss scale (see input_grad_norms); 1 without loss scaling.
     Example: for f(x) = w . x the gradient is w everywhere, so GP = (||w|| - 1)^2.
     """
-    norms = input_grad_norms(critic, interpolates(real, fake, generator), create_graph=True)
+    norms = input_grad_norms(critic, interpolates(real, fake, generator), create_graph=True, scale=scale)
     return ((norms - 1.0) ** 2).mean()
 
 
@@ -119,15 +125,16 @@ class CriticTerms(NamedTuple):
 
 
 def critic_terms(kind: str, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lam: float = 0.0,
-                 generator: torch.Generator | None = None) -> CriticTerms:
-    """The critic's loss with its parts; `fake` should be detached from the generator."""
+                 generator: torch.Generator | None = None, scale: torch.Tensor | float = 1.0) -> CriticTerms:
+    """The critic's loss with its parts; `fake` should be detached from the generator. scale: the
+    critic's fp16 loss scale, for the penalty's inner backward pass (see input_grad_norms)."""
     _check_kind(kind)
     f_real, f_fake = critic_scores(critic, real, fake)
     w_est = (f_real.mean() - f_fake.mean()).detach()
     loss = critic_objective(kind, f_real, f_fake)
     if kind != "wgan-gp":
         return CriticTerms(loss, w_est, torch.full((), float("nan"), device=real.device))
-    gp = gradient_penalty(critic, real, fake, generator)
+    gp = gradient_penalty(critic, real, fake, generator, scale)
     return CriticTerms(loss + lam * gp, w_est, gp.detach())
 
 

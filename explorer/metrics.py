@@ -88,7 +88,7 @@ def diversity(images) -> float:
     D = pixels per image. Drops towards 0 when the generator collapses to one picture. Needs n >= 2.
     Example: two images all -1 and all +1 are at distance 2.
     """
-    x = torch.as_tensor(_as_flat(images))
+    x = torch.from_numpy(_as_flat(images))   # on the CPU: the snapshot's images are there already
     if len(x) < 2:
         raise ValueError("diversity needs at least two images.")
     return float(torch.pdist(x).mean() / np.sqrt(x.shape[1]))

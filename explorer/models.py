@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from explorer.choices import IMAGE_SIZES, NORMS
+from explorer.precision import AMP_DTYPES
 
 
 def _mlp(in_dim: int, width: int, depth: int, out_dim: int) -> nn.Sequential:
@@ -71,7 +72,6 @@ class MLPCritic(nn.Module):
 # critic) is a (transposed) convolution with kernel 4, stride 2, padding 1, which doubles (halves)
 # the side. 28x28 takes one kernel-3 layer (4 -> 7 -> 14 -> 28), as in the MNIST notebook.
 # The critic ends in a raw score: no sigmoid. The plain GAN reads it as a logit (BCE with logits).
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -105,17 +105,19 @@ def _check_image_net(image_size: int, channels: int, features: int, latent_dim: 
 
 
 class _Precision(nn.Module):
-    """Optional autocast (bf16/fp16, CUDA only) and channels_last around a subclass's `net`.
+    """Optional autocast (bf16/fp16) and channels_last around a subclass's `net`.
 
-    On the CPU autocast is switched off on purpose (a no-op): CPU bf16 convolutions are slower
-    than float32 on most machines. Outputs are always float32.
+    amp is a resolved precision (explorer/precision.py: "off", "bf16" or "fp16"; "auto" is resolved
+    by the caller for its device). Autocast runs on whatever device the input is on, the CPU
+    included. Outputs are always float32, so what is computed from them (losses, the gradient
+    penalty) is float32 too.
     """
     amp: str = "off"
     channels_last: bool = False
 
     def set_precision(self, amp: str = "off", channels_last: bool = False) -> "_Precision":
         if amp not in AMP_DTYPES:
-            raise ValueError(f"Unknown mixed precision {amp!r}; choose one of {', '.join(AMP_DTYPES)}.")
+            raise ValueError(f"Unknown mixed precision {amp!r} for a network; choose one of {', '.join(AMP_DTYPES)}.")
         self.amp, self.channels_last = amp, channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -125,9 +127,9 @@ class _Precision(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = AMP_DTYPES[self.amp]
-        if dtype is None or x.device.type != "cuda":
+        if dtype is None:
             return self.net(x)
-        with torch.autocast("cuda", dtype=dtype):
+        with torch.autocast(x.device.type, dtype=dtype):
             return self.net(x).float()
 
 

@@ -97,12 +97,14 @@ def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Traine
     """An MLP generator/critic Trainer on a 2-D source; `points` are the user's (n, 2) data.
 
     Weights, data and noise all come from generators seeded with cfg.seed (never the global RNG).
+    The networks are built on the CPU (one seed, the same weights on any device), then moved.
     The source is kept as `trainer.source`.
     """
     cfg.validate()
     source = make_source(cfg.dataset, cfg.spread, points, seed=cfg.seed)
-    init_rng = torch.Generator().manual_seed(cfg.seed)
-    G, C = (init_linear(net, init_rng) for net in _networks(cfg))
+    init_rng = torch.Generator("cpu").manual_seed(cfg.seed)
+    with torch.device("cpu"):
+        G, C = (init_linear(net, init_rng) for net in _networks(cfg))
     device = resolve_device(cfg.device)
     rng = torch.Generator(device).manual_seed(cfg.seed)
     dim = cfg.noise_dim
@@ -212,7 +214,7 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
     if key not in trainer.extras:
         g = torch.Generator().manual_seed(trainer.cfg.seed + 7919)
         real = source.sample(n, g).to(device)
-        z = torch.randn(n, getattr(trainer.cfg, "noise_dim", 2), generator=g).to(device)
+        z = torch.randn(n, getattr(trainer.cfg, "noise_dim", 2), generator=g, device="cpu").to(device)
         eps_g = torch.Generator().manual_seed(trainer.cfg.seed + 104729)
         trainer.extras[key] = (real, z, eps_g.get_state())
     real, z, eps_state = trainer.extras[key]

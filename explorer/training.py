@@ -22,6 +22,7 @@ from torch import nn
 from explorer.choices import DEVICES, ENGINES, HOT_FIELDS, LOSSES, OPTIMIZERS
 from explorer.fast_mlp import FastStep
 from explorer.losses import clip_weights, critic_terms, generator_loss, make_optimizer
+from explorer.precision import LossScaler, resolve_precision
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 25         # generator steps between finiteness checks (and last-good snapshots)
@@ -112,14 +113,20 @@ class Trainer:
 
     sample_real(n) and sample_noise(n) return (n, ...) tensors on the trainer's device; for
     reproducibility they should draw from `rng` (pass the same torch.Generator here).
+    amp: the precision the networks compute in (explorer/precision.py; the caller sets it on the
+    networks, as explorer/image_training.py does); "fp16" gives each optimizer a loss scaler.
     """
 
     def __init__(self, cfg: TrainConfig, generator: nn.Module, critic: nn.Module,
                  sample_real: Callable[[int], torch.Tensor], sample_noise: Callable[[int], torch.Tensor],
-                 rng: torch.Generator | None = None):
+                 rng: torch.Generator | None = None, amp: str = "off"):
         cfg.validate()
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.amp = resolve_precision(amp, self.device)
+        # One scaler per optimizer: the critic's and the generator's losses overflow at different scales.
+        fp16 = self.amp == "fp16"
+        self.scaler_c, self.scaler_g = LossScaler(self.device, fp16), LossScaler(self.device, fp16)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)
         self.sample_real, self.sample_noise = sample_real, sample_noise
         self.rng = rng if rng is not None else torch.Generator(self.device).manual_seed(cfg.seed)
@@ -159,7 +166,8 @@ class Trainer:
         """The closed-form step where cfg.engine asks for it (or "auto") and it can do this run."""
         if self.cfg.engine == "autograd":
             return None
-        why = FastStep.refusal(self.generator, self.critic, self.device, self.cfg.loss)
+        why = (f"it has no {self.amp} mixed precision" if self.amp != "off" else
+               FastStep.refusal(self.generator, self.critic, self.device, self.cfg.loss))
         if why is None:
             return FastStep(self.generator, self.critic)
         if self.cfg.engine == "closed_form":
@@ -176,14 +184,14 @@ class Trainer:
         #     gan:     maximize E log D(x) + E log(1 - D(G(z)))
         # With reuse_fakes the last iteration's fakes keep their graph for step (2) (DCGAN: fake = G(z)
         # once, the critic learns on fake.detach(), the generator on fake).
+        # Every backward pass and step goes through a loss scaler (explorer/precision.py): a plain
+        # backward and step unless fp16, where it may skip a step whose gradients overflowed.
         for i in range(cfg.n_critic):
             real = self.sample_real(B)
             with torch.set_grad_enabled(cfg.reuse_fakes and i == cfg.n_critic - 1):
                 fake = G(self.sample_noise(B))
-            terms = critic_terms(kind, C, real, fake.detach(), cfg.lam, self.rng)
-            self.opt_c.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            self.opt_c.step()
+            terms = critic_terms(kind, C, real, fake.detach(), cfg.lam, self.rng, scale=self.scaler_c.scale())
+            skipped_c = self.scaler_c.minimize(terms.loss, self.opt_c)
             if kind == "wgan":
                 clip_weights(C, cfg.clip)
         # (2) Update the generator: minimize -E f(G(z))   (gan: -E log D(G(z)), or E log(1 - D(G(z))))
@@ -193,19 +201,21 @@ class Trainer:
         try:
             fake = fake if cfg.reuse_fakes else G(self.sample_noise(B))
             loss_g = generator_loss(kind, C, fake, cfg.non_saturating)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
+            skipped_g = self.scaler_g.minimize(loss_g, self.opt_g)
         finally:
             for p in judged:
                 p.requires_grad_(True)
-        return torch.stack((terms.loss.detach(), loss_g.detach(), terms.w_est, terms.gp))
+        # The last column: 1 if a scaler skipped the steps these numbers come from (their overflow).
+        return torch.stack((terms.loss.detach(), loss_g.detach(), terms.w_est, terms.gp,
+                            torch.maximum(skipped_c, skipped_g)))
 
     def step(self, n: int = 1) -> dict:
         """Run n generator steps (each after cfg.n_critic critic steps); return the last record.
 
         Losses stay on the device and are checked every CHECK_EVERY steps (no sync per step); on
         NaN/inf the weights and optimizers roll back to the last checked state and Diverged is raised.
+        A step an fp16 loss scaler skipped (its gradients overflowed; it changed no weight) is no
+        divergence: it is recorded with NaN for what overflowed.
         """
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"step(n) needs a whole number n >= 1; got {n!r}.")
@@ -221,8 +231,10 @@ class Trainer:
                     self._average(self.step_count + j + 1)
             stats = torch.stack(rows).cpu()
             self._check(stats)
-            for i, (loss_c, loss_g, w_est, gp) in enumerate(stats.tolist(), start=self.step_count + 1):
-                record = {"step": i, "loss_c": loss_c, "loss_g": loss_g, "w_est": w_est, "gp": gp}
+            for i, (*numbers, skipped) in enumerate(stats.tolist(), start=self.step_count + 1):
+                if skipped:   # what overflowed in a step the loss scaler skipped was never a measurement
+                    numbers = [v if math.isfinite(v) else math.nan for v in numbers]
+                record = {"step": i, **dict(zip(("loss_c", "loss_g", "w_est", "gp"), numbers))}
                 if i % self._stride == 0:
                     self._record(record)
             self.step_count += k
@@ -233,13 +245,18 @@ class Trainer:
     def _check(self, stats: torch.Tensor) -> None:
         params = list(self.generator.parameters()) + list(self.critic.parameters())
         weights_ok = bool(torch.isfinite(torch.nn.utils.get_total_norm(params)))   # nan/inf in any: not finite
-        finite = torch.isfinite(stats[:, :3])  # gp is nan by design when not computed
-        if weights_ok and bool(finite.all()):
+        # gp is nan by design when not computed; a step a loss scaler skipped (fp16 overflow) changed no weight.
+        finite = torch.isfinite(stats[:, :3]) | stats[:, 4:].bool()
+        stuck = self.scaler_c.collapsed() or self.scaler_g.collapsed()
+        if weights_ok and bool(finite.all()) and not stuck:
             return
         bad_row = int((~finite.all(dim=1)).nonzero()[0]) if not bool(finite.all()) else len(stats) - 1
         what = "critic loss" if not finite[bad_row, 0] else "generator loss" if not finite[bad_row, 1] else "weights"
         good_step = self._good["step"]
         self._restore(self._good)
+        if stuck and weights_ok and bool(finite.all()):
+            raise Diverged(f"Training stopped at step {self.step_count + len(stats)}: float16 overflowed at every "
+                           f"step, so nothing trained since step {good_step}; choose bf16 or no mixed precision.")
         hint = "a smaller learning rate" + (" or another lambda" if self.cfg.loss == "wgan-gp" else "")
         raise Diverged(f"Training diverged at step {self.step_count + bad_row + 1}: the {what} became NaN or "
                        f"infinite. The weights were rolled back to step {good_step}; try {hint}, or reset.")
@@ -288,9 +305,11 @@ class Trainer:
              "critic": self.critic.state_dict(), "opt_g": self.opt_g.state_dict(),
              "opt_c": self.opt_c.state_dict(), "step": self.step_count,
              "history": [dict(r) for r in self.history], "stride": self._stride,
-             "rng": self.rng.get_state()}
+             "rng": self.rng.get_state(), "rng_device": self.rng.device.type}
         if self.ema_generator is not None:
             d["ema_generator"] = self.ema_generator.state_dict()
+        if self.scaler_c.enabled:
+            d["scaler_c"], d["scaler_g"] = self.scaler_c.state_dict(), self.scaler_g.state_dict()
         return d
 
     def load_state_dict(self, d: dict) -> None:
@@ -327,11 +346,21 @@ class Trainer:
             raise ValueError(f"The checkpoint's networks do not match this run's ({arch or 'architecture'} "
                              f"in the file): {str(err).splitlines()[0]}") from None
         self.update(**{k: saved[k] for k in HOT_FIELDS if k in saved})
-        if "rng" in d:
+        try:
+            self.scaler_c.load_state_dict(d.get("scaler_c", {}))
+            self.scaler_g.load_state_dict(d.get("scaler_g", {}))
+        except (RuntimeError, TypeError, ValueError, KeyError):
+            raise ValueError("The checkpoint's loss-scaler state is damaged.") from None
+        # A CPU and a CUDA generator hold different states (and draw different numbers from one seed):
+        # a run moved to another kind of device keeps the stream it was seeded with here.
+        if "rng" in d and d.get("rng_device", self.rng.device.type) == self.rng.device.type:
             try:
                 self.rng.set_state(d["rng"])
             except (RuntimeError, TypeError, ValueError):
                 raise ValueError("The checkpoint's random-number state is damaged.") from None
+        elif "rng" in d:
+            log.info("checkpoint from a %s run: its random-number state does not apply on %s",
+                     d.get("rng_device"), self.rng.device.type)
 
 
 def _checked_progress(d: dict) -> tuple[int, list[dict], int]:

@@ -113,7 +113,7 @@ def check_progress(d: dict) -> None:
         raise ValueError(f"The checkpoint's step counter is out of range (whole numbers from 0 to {MAX_STEPS:,}).")
     history = d.get("history", [])
     if not isinstance(history, list) or not all(_record_ok(r, step) for r in history):
-        raise ValueError("The checkpoint's loss history is damaged (expected records of finite numbers, "
+        raise ValueError("The checkpoint's loss history is damaged (expected records of numbers, none infinite, "
                          "at steps up to the step counter).")
     rng = d.get("rng")
     if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1
@@ -148,9 +148,9 @@ def _whole(value) -> bool:
 def _record_ok(r, step: int) -> bool:
     if not isinstance(r, dict) or not all(_number(r.get(k)) for k in RECORD_KEYS):
         return False
-    # The penalty is NaN by design where it was not computed; the losses are finite in every record.
-    return (_whole(r["step"]) and 0 <= r["step"] <= step and all(math.isfinite(r[k]) for k in RECORD_KEYS[1:4])
-            and not math.isinf(r["gp"]))
+    # NaN by design where a value was not computed (the penalty of another loss, a step the fp16 loss
+    # scaler skipped); infinite never.
+    return _whole(r["step"]) and 0 <= r["step"] <= step and not any(math.isinf(r[k]) for k in RECORD_KEYS[1:])
 
 
 def _check_weights(saved, expected: dict[str, torch.Tensor], key: str) -> None:

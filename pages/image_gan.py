@@ -103,8 +103,11 @@ with st.sidebar:
                                     "generator's weights (Yazici et al. 2019): smoother shapes sooner. 0: off.")
         seed = st.number_input("Seed", *OFFER["seed"][:2], 0, key="img_seed")
         device = st.selectbox("Device", CH.DEVICES, key="img_device")
-        amp = st.selectbox("Mixed precision (CUDA only)", CH.PRECISIONS, key="img_amp",
-                           help="A no-op on the CPU.")
+        amp = st.selectbox("Mixed precision", CH.PRECISIONS, format_func=CH.PRECISION_NAMES.get, key="img_amp",
+                           help="Auto trains in bf16 on a GPU and in float32 on a CPU. bf16 needs no loss scaling; "
+                                "fp16 always scales its losses, and skips a step now and then when they overflow. "
+                                "The gradient penalty is computed in float32 either way. On a CPU, bf16 and fp16 "
+                                "run too, but slower than float32.")
 
 channels = 1 if (dataset in ("mnist", "fashion-mnist") or not colour) else 3
 cfg = ImageConfig.for_loss(loss, lam=lam, clip=clip, n_critic=n_critic, lr_g=lr_g, lr_c=lr_c, beta1=beta1,

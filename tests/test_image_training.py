@@ -5,25 +5,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from trainer_checks import one_thread  # noqa: F401  (one torch thread for this module's tests)
 
 from explorer.checkpoints import load_checkpoint, save_checkpoint
+from explorer.choices import NORMS
 from explorer.image_training import (ImageConfig, config_from_checkpoint, generator_from_checkpoint,
                                      image_snapshot, image_trainer_from_checkpoint, make_image_trainer,
                                      train_images)
 from explorer.metrics import diversity, sliced_w
-from explorer.choices import NORMS
 from explorer.models import DCGANCritic, DCGANGenerator
 
 TINY = dict(batch_size=8, g_features=8, c_features=8, latent_dim=16, n_metric=16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions run fastest on one thread, and the test box is shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -129,15 +121,21 @@ def test_every_loss_averages_the_generator_and_the_snapshot_keeps_the_raw_grid()
     assert image_snapshot(plain).raw_grid is None and plain.eval_generator is plain.generator
 
 
-def test_mixed_precision_is_a_no_op_on_the_cpu():
+def test_mixed_precision_runs_on_the_cpu_and_hands_back_float32():
     torch.manual_seed(0)
     G = DCGANGenerator(28, 1, 16, 8)
     z = torch.randn(4, 16)
     plain = G(z)
-    assert torch.equal(G.set_precision("bf16")(z), plain)
+    for amp in ("bf16", "fp16"):          # autocast on the CPU: rounded like the dtype, returned as float32
+        low = G.set_precision(amp)(z)
+        assert low.dtype == torch.float32 and not torch.equal(low, plain)
+        assert torch.allclose(low, plain, atol=0.02)
     assert torch.allclose(G.set_precision("off", channels_last=True)(z), plain, atol=1e-6)
     with pytest.raises(ValueError, match="mixed precision"):
         G.set_precision("fp8")
+    with pytest.raises(ValueError, match="mixed precision"):
+        G.set_precision("auto")           # resolved for a device first (explorer/precision.py)
+    assert make_image_trainer(ImageConfig.for_loss(**TINY)).amp == "off"   # auto on a CPU: float32
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -3,24 +3,16 @@ import io
 import time
 from pathlib import Path
 
-import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from trainer_checks import one_thread  # noqa: F401  (one torch thread for this module's tests)
 
 from explorer.checkpoints import checkpoint_bytes
+from explorer.choices import PRECISION_NAMES, PRECISIONS
 from explorer.image_training import ImageConfig, make_image_trainer
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "image_gan.py")
 TIMEOUT = 120
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_page(loss: str = "gan") -> AppTest:
@@ -42,6 +34,13 @@ def test_page_loads_without_errors():
     assert not at.exception
     assert at.title[0].value == "Image GAN"
     assert any("Press Start" in i.value for i in at.info)
+
+
+def test_precision_offers_auto_first_with_names():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    box = at.selectbox(key="img_amp")
+    assert box.value == "auto" == ImageConfig.amp
+    assert box.options == [PRECISION_NAMES[p] for p in PRECISIONS]
 
 
 def test_manual_steps_show_a_sample_grid_and_metrics():
