@@ -1,5 +1,6 @@
 """What a visitor's file costs the process that opens it: the worst file each upload path accepts, and
-each crafted hostile file of issue 20's table, refused or accepted, with its time and peak memory.
+each crafted hostile file (oversized networks, huge histories, process settings, step counters, NaN
+weights), refused or accepted, with its time and peak memory.
 
     python bench/upload_limits.py [--only SUBSTRING]
 

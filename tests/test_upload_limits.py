@@ -313,3 +313,41 @@ def test_nan_weights_in_the_averaged_generator_are_refused(request):
     weights[name] = weights[name].clone().fill_(math.nan)
     text = refused(crafted(data, ema_generator=weights))
     assert "NaN or infinite" in text and name in text
+
+
+def test_nan_is_found_in_the_files_bytes_before_torch_copies_any_tensor(toy_state, monkeypatch):
+    state = load_checkpoint(toy_state)
+    moments = {k: dict(v) for k, v in state["opt_c"]["state"].items()}
+    first = next(iter(moments.values()))
+    first["exp_avg_sq"] = first["exp_avg_sq"].clone().fill_(math.inf)
+    bad_moments = crafted(toy_state, opt_c=dict(state["opt_c"], state=moments))
+    weights = dict(state["critic"])
+    name = next(iter(weights))
+    weights[name] = weights[name].clone()
+    weights[name].view(-1)[-1] = math.nan                     # one NaN at the very end of a tensor
+    bad_weights = crafted(toy_state, critic=weights)
+    loads, real_load = [], torch.load
+    monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(bad_weights)
+    assert "critic weights hold NaN or infinite" in _msg(err) and name in _msg(err)
+    with pytest.raises(ValueError, match=r"optimizer state \(opt_c\).*exp_avg_sq"):
+        load_checkpoint(bad_moments)
+    assert loads == []                                       # refused before torch read a tensor
+    load_checkpoint(toy_state)
+    assert loads == [1]                                      # a clean file goes on to torch.load
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_every_float_type_is_checked_in_place(dtype):
+    good = torch.linspace(-3, 3, 2000, dtype=dtype)
+    bad = good.clone()
+    bad[1234] = math.nan
+    for tensor, fine in ((good, True), (bad, False), (good.clone().fill_(-math.inf), False)):
+        buf = io.BytesIO()
+        torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "trainer": {"critic": {"w": tensor}}}, buf)
+        if fine:
+            assert load_checkpoint(buf.getvalue())["critic"]["w"].dtype == dtype
+        else:
+            with pytest.raises(ValueError, match=r"critic weights hold NaN or infinite values \(w\)"):
+                load_checkpoint(buf.getvalue())
