@@ -1,11 +1,13 @@
 """Limits that keep a hosted demo alive: shared by every Session in the process, and per visitor.
 
-A process-wide cap on runs training at once (EXPLORER_MAX_RUNS), the environment numbers behind the
+A process-wide cap on runs training at once (EXPLORER_MAX_RUNS, a cap of memory: the workers time-slice
+any number of runs) with the FIFO queue of the runs waiting beyond it, the environment numbers behind the
 other per-run limits, the sentences a visitor sees when memory runs out, and each visitor's budget
 per minute (upload bytes, runs started), so that one visitor cannot queue work for all the others.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import threading
 import time
@@ -22,10 +24,46 @@ def env_number(name: str, default: float, cast: Callable[[str], float] = float) 
 
 
 # ----------------------------------------------------------------------------- process-wide run cap
+# Workers step every training run in turn (explorer/worker.py), so cores do not limit how many runs
+# train at once; memory does. Each run is given RUN_BUDGET_MB, a stated budget rather than a
+# measurement: a 2-D run needs a few MB, and the Image GAN page's largest offer (64 x 64 colour, 64
+# feature maps) holds two DCGANs of a few million parameters, their Adam moments, an averaged copy and
+# a batch's activations, which fit in it. The default cap is MemAvailable / RUN_BUDGET_MB, at least 2
+# (a small box still trains two visitors) and at most 32 (past that each run's share of the cores is
+# too thin to watch). Beyond the cap a run waits in a first-come, first-served queue.
+RUN_BUDGET_MB = 300
+MIN_RUNS, MAX_RUNS_CLAMP = 2, 32
+
 _CAP_LOCK = threading.Lock()
-_RUNNING: set[int] = set()          # id() of the sessions whose thread is training right now
-# 2 runs on a 2-core box, at most 4 anywhere: each run uses about one core (see torch_threads).
-_MAX_RUNS = int(env_number("EXPLORER_MAX_RUNS", min(4, max(2, os.cpu_count() or 2)), int))
+_RUNNING: set[int] = set()          # id() of the sessions training right now
+_QUEUE: list[int] = []              # id() of the sessions waiting for a slot, first come first
+
+
+def available_mb(meminfo: str = "/proc/meminfo") -> float | None:
+    """MemAvailable in MB from /proc/meminfo (None where there is no such file or line)."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024   # the file counts kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_max_runs(mb: float | None = None) -> int:
+    """Runs held training at once by default: available memory / RUN_BUDGET_MB, clamped to [2, 32].
+
+        >>> default_max_runs(1000), default_max_runs(3000), default_max_runs(10 ** 6)
+        (3, 10, 32)
+    """
+    mb = available_mb() if mb is None else mb
+    if mb is None:
+        return MIN_RUNS
+    return min(MAX_RUNS_CLAMP, max(MIN_RUNS, int(mb // RUN_BUDGET_MB)))
+
+
+_MAX_RUNS = int(env_number("EXPLORER_MAX_RUNS", default_max_runs(), int))
 
 
 def set_max_runs(n: int) -> None:
@@ -45,16 +83,78 @@ def running_count() -> int:
 
 
 def acquire_slot(key: int) -> bool:
+    """Take a training slot for `key` if one is free and nobody queued earlier is owed it.
+
+    A queued key at place p (1-based) gets a slot once fewer than cap - p + 1 are taken, so free
+    slots go to the queue in order; a key not queued gets one only while nobody waits."""
     with _CAP_LOCK:
-        if key not in _RUNNING and len(_RUNNING) >= _MAX_RUNS:
+        if key in _RUNNING:
+            return True
+        ahead = _QUEUE.index(key) if key in _QUEUE else len(_QUEUE)
+        if len(_RUNNING) + ahead >= _MAX_RUNS:
             return False
         _RUNNING.add(key)
+        if key in _QUEUE:
+            _QUEUE.remove(key)
         return True
 
 
 def release_slot(key: int) -> None:
     with _CAP_LOCK:
         _RUNNING.discard(key)
+
+
+def enqueue(key: int) -> int:
+    """Put `key` at the back of the queue (where it already is, if queued); its place, 1-based."""
+    with _CAP_LOCK:
+        if key not in _QUEUE:
+            _QUEUE.append(key)
+        return _QUEUE.index(key) + 1
+
+
+def leave_queue(key: int) -> None:
+    with _CAP_LOCK:
+        if key in _QUEUE:
+            _QUEUE.remove(key)
+
+
+def queue_place(key: int) -> int | None:
+    """1 for the next run to start, 2 after it, ...; None when `key` is not queued."""
+    with _CAP_LOCK:
+        return _QUEUE.index(key) + 1 if key in _QUEUE else None
+
+
+def queued_count() -> int:
+    return len(_QUEUE)
+
+
+def forget(key: int) -> None:
+    """Drop `key` from the slots and the queue (a session that is gone)."""
+    release_slot(key)
+    leave_queue(key)
+
+
+def wait_estimate_s(place: int, remaining_s: list[float], run_cap_s: float, cap: int | None = None) -> float:
+    """Seconds until the run at queue `place` may start, if nobody pauses or leaves early.
+
+    Each slot frees when its run reaches its training-time cap (remaining_s, one per run training;
+    a slot not taken is free now); the `place - 1` runs queued ahead take the first slots to free and
+    then hold them for a full run_cap_s each. So it is an upper estimate: runs that pause, end or are
+    closed sooner give their slot sooner. `cap` is the number of slots (max_runs() by default).
+
+        >>> wait_estimate_s(1, [100.0, 40.0], 600.0, cap=2), wait_estimate_s(2, [100.0, 40.0], 600.0, cap=2)
+        (40.0, 100.0)
+        >>> wait_estimate_s(3, [100.0, 40.0], 600.0, cap=2), wait_estimate_s(1, [100.0], 600.0, cap=2)
+        (640.0, 0.0)
+    """
+    cap = _MAX_RUNS if cap is None else cap
+    slots = sorted(max(0.0, r) for r in remaining_s)
+    slots = slots[max(0, len(slots) - cap):]    # over the cap (it was lowered): the first ends free nothing
+    slots += [0.0] * max(0, cap - len(slots))
+    heapq.heapify(slots)
+    for _ in range(place - 1):
+        heapq.heappush(slots, heapq.heappop(slots) + run_cap_s)
+    return slots[0] if slots else 0.0
 
 
 def minutes(seconds: float) -> str:

@@ -8,7 +8,8 @@ Nothing here trains or draws, so a page stays fast however hard its run trains.
 The factory and the snapshot functions travel to the worker, so they must pickle: module-level
 functions or functools.partial of them, with plain data (a config dataclass, a NumPy array).
 
-Limits keep a hosted demo alive: a process-wide cap on runs training at once (EXPLORER_MAX_RUNS), a
+Limits keep a hosted demo alive: a process-wide cap on runs training at once (EXPLORER_MAX_RUNS, set
+by memory; beyond it a Start waits its turn in a queue, state "queued", and the run starts by itself), a
 training-time cap per run (EXPLORER_MAX_SECONDS, enforced by the worker), a run nobody looks at
 pauses (EXPLORER_IDLE_PAUSE_S) and later is released from its worker (EXPLORER_IDLE_STOP_S), and a
 visitor's budget of runs started a minute (`budget`, EXPLORER_RUNS_PER_MIN).
@@ -24,12 +25,18 @@ from typing import Any, Callable, Iterable
 from explorer.limits import (  # noqa: F401
     VisitorBudget,
     acquire_slot,
+    enqueue,
     env_number,
+    forget,
+    leave_queue,
     max_runs,
     minutes,
+    queue_place,
+    queued_count,
     release_slot,
     running_count,
     set_max_runs,
+    wait_estimate_s,
 )
 from explorer.pool import Pool, WorkerDied, get_pool
 
@@ -74,6 +81,7 @@ class Session:
         self._prepare_lock = threading.Lock()       # one trainer build at a time
         self._clear()
         _WATCHED.add(self)
+        weakref.finalize(self, forget, id(self))   # a session dropped unclosed gives back its slot and place
 
     def _clear(self) -> None:
         self._link: Any = None                 # the worker holding the run (None: not built yet)
@@ -89,17 +97,47 @@ class Session:
         self._frame_every, self._next_frame_step = 1, 0   # GIF frame spacing in steps; doubles when full
         self._run_seconds, self._steps_per_s, self._last_poll = 0.0, 0.0, time.monotonic()
         self._idle_pausing = False             # the watchdog asked the worker to pause; no answer yet
+        self._before_queue = "idle"            # the state to go back to when a queued run leaves the queue
 
     # ------------------------------------------------------------------ what the page reads
     @property
     def state(self) -> str:
-        """'idle' (not started), 'running', 'paused', 'stopped' or 'error'."""
+        """'idle' (not started), 'queued' (waiting for a slot), 'running', 'paused', 'stopped' or 'error'."""
         return self._state
 
     @property
     def message(self) -> str:
-        """Why the run paused, stopped or failed (empty while all is well)."""
+        """Why the run waits, paused, stopped or failed (empty while all is well)."""
+        if self._state == "queued":
+            return self._queue_message()
         return self._message
+
+    @property
+    def queue_place(self) -> int | None:   # 1 for the next run to start; None when not queued
+        return queue_place(id(self)) if self._state == "queued" else None
+
+    def wait_estimate_s(self) -> float | None:
+        """Seconds until this queued run may start (None when not queued): see limits.wait_estimate_s.
+
+        Built from the remaining training-time cap (max_seconds - run_seconds) of every run training
+        in this process, and a full cap for each run queued ahead; an upper estimate, as runs that
+        pause, end or close sooner free their slot sooner."""
+        place = self.queue_place
+        if place is None:
+            return None
+        remaining = [s.max_seconds - s.run_seconds for s in list(_WATCHED) if s._state == "running"]
+        return wait_estimate_s(place, remaining, self.max_seconds)
+
+    def _queue_message(self) -> str:
+        place, wait = self.queue_place, self.wait_estimate_s()
+        if place is None or wait is None:   # promoted a moment ago
+            return ""
+        ahead = "next in line" if place == 1 else f"number {place} in the queue"
+        when = "in a moment" if wait < 1 else f"in at most about {_duration(wait)}"
+        n = running_count()
+        training = f"{n} run is training" if n == 1 else f"{n} runs are training"
+        return (f"Queued: {training}, this box's limit. Your run is {ahead} and "
+                f"starts by itself {when} (sooner if a run ahead pauses or ends). Pause leaves the queue.")
 
     @property
     def run_seconds(self) -> float:   # seconds spent training so far (paused time excluded)
@@ -167,28 +205,38 @@ class Session:
                 raise
 
     def start(self) -> bool:
-        """Start (or resume) training in the worker. False, with .message, if it cannot."""
+        """Start (or resume) training in the worker, or, with every slot taken, join the queue (state
+        'queued'): the run then starts by itself when its turn comes. False, with .message, if it cannot."""
         self.prepare()
         with self._lock:
             self._last_poll = time.monotonic()
-            if self._state == "running":
+            if self._state in ("running", "queued"):
                 return True
             if self._state == "error" or self._final:
                 self._say_ended_locked()
                 return False
             if not acquire_slot(id(self)):
-                self._message = (f"The explorer is already training {max_runs()} runs for other visitors, "
-                                 "its limit. Please try again in a minute.")
-                return False
-            self._seq += 1
-            self._state, self._message = "running", ""
-            message = ("start", self._run_id, self._seq)
+                self._before_queue = self._state
+                enqueue(id(self))
+                self._set_state_locked("queued")
+                return True
+            message = self._begin_locked()
         return self._send(message)
     resume = start
 
+    def _begin_locked(self) -> tuple:
+        """The start message for the worker, once this session holds a slot."""
+        self._seq += 1
+        self._state, self._message = "running", ""
+        return ("start", self._run_id, self._seq)
+
     def pause(self, message: str = "", timeout: float = 10.0) -> None:
-        """Pause; returns once the worker has stopped and drawn the run at the step where it stopped."""
+        """Pause; returns once the worker has stopped and drawn the run at the step where it stopped.
+        A queued run leaves the queue instead."""
         with self._lock:
+            if self._state == "queued":
+                self._set_state_locked(self._before_queue, message if self._before_queue == "paused" else "")
+                return
             if self._state != "running":
                 return
             request = self._pause_locked(message)
@@ -220,7 +268,7 @@ class Session:
         """Release the run and forget every snapshot; the next start builds a fresh trainer."""
         with self._lock:
             link, run_id = self._link, self._run_id
-            release_slot(id(self))
+            forget(id(self))
             if trainer_factory is not None:
                 self._factory = trainer_factory
             self._clear()
@@ -271,7 +319,8 @@ class Session:
         with self._lock:
             if run_id != self._run_id:
                 return            # a run this session has let go of
-            if info["seq"] >= self._seq:
+            # While queued only the end of the run (an error, a final stop) may change the state.
+            if info["seq"] >= self._seq and (self._state != "queued" or info["state"] == "error" or info["final"]):
                 if info["state"] != self._state or info["message"] != self._message:
                     self._set_state_locked(info["state"], info["message"])
                 self._final = self._final or info["final"]
@@ -292,25 +341,40 @@ class Session:
 
     # ------------------------------------------------------------------ housekeeping
     def _check_idle(self, now: float) -> None:
-        """Pause a run nobody polls; release it after a long pause (the watchdog thread calls this)."""
+        """Pause a run nobody polls; release it after a long pause; start a queued run whose turn has
+        come (the watchdog thread calls this)."""
+        release = False
         with self._lock:
             idle = now - self._last_poll
-            if self._state == "running" and idle >= self.idle_pause_s and not self._idle_pausing:
+            if self._state == "queued":
+                request = self._check_queue_locked(idle)
+            elif self._state == "running" and idle >= self.idle_pause_s and not self._idle_pausing:
                 # Not shown as paused before the worker says so, with the picture of where it stopped.
                 self._idle_pausing = True
                 request = self._pause_locked(f"Paused: nobody has looked at this run for "
                                              f"{minutes(self.idle_pause_s)}. Press Resume to continue.",
                                              show=False)
-            elif self._state == "paused" and idle >= self.idle_stop_s and self._run_id is not None \
-                    and self._link is not _RELEASED:
-                request = None
             else:
-                return
+                request = None
+                release = (self._state == "paused" and idle >= self.idle_stop_s and self._run_id is not None
+                           and self._link is not _RELEASED)
         if request is not None:
             self._send(request)   # the reply comes to nobody: the watchdog does not wait
-        else:
+        elif release:
             self.close(f"Released after {minutes(self.idle_stop_s)} without a viewer; the last "
                        "picture stays. Press Reset to start a new run.")
+
+    def _check_queue_locked(self, idle: float) -> tuple | None:
+        """A queued run whose turn has come starts (its start message, to send once unlocked); one
+        nobody looks at (a closed tab) leaves the queue."""
+        if idle >= self.idle_pause_s:
+            self._set_state_locked(self._before_queue, f"Left the queue: nobody has looked at this run for "
+                                   f"{minutes(self.idle_pause_s)}. Press Start to queue again.")
+        elif acquire_slot(id(self)):
+            message = self._begin_locked()
+            self._lock.notify_all()
+            return message
+        return None
 
     def _pause_locked(self, message: str, show: bool = True) -> tuple:
         """The pause message for the worker; show: say "paused" now rather than when it answers."""
@@ -356,7 +420,9 @@ class Session:
     def _set_state_locked(self, state: str, message: str = "") -> None:
         self._state, self._message = state, message
         if state != "running":
-            release_slot(id(self))     # only start() takes a slot (and sets "running" itself)
+            release_slot(id(self))     # only start() and the queue take a slot (and set "running" themselves)
+        if state != "queued":
+            leave_queue(id(self))
         self._lock.notify_all()
 
     def _say_ended_locked(self) -> None:
@@ -379,6 +445,11 @@ class Session:
             self._frames = self._frames[::2]
             self._frame_every *= 2
         self._next_frame_step = step + self._frame_every
+
+
+def _duration(seconds: float) -> str:
+    """'40 seconds', '3 minutes': a wait in round words."""
+    return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{max(1.0, seconds):.0f} seconds"
 
 
 class _Released:

@@ -15,7 +15,7 @@ from explorer.grid import MEMBER_FIELDS
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -172,7 +172,7 @@ try:
         session.prepare()
 except ValueError as err:
     st.error(str(err))
-running = session.state == "running"
+live, drawn_state = is_live(session), session.state   # training or queued: views rerun
 
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
@@ -212,10 +212,10 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
                 col.caption(health["diagnosis"])
 
 
-@st.fragment(run_every=FRAME_S if running else None)
+@st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
     snap, state = session.latest(), session.state
-    if running and state != "running":
+    if live and state != drawn_state:
         st.rerun(scope="app")
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
@@ -243,7 +243,7 @@ def live_view() -> None:
         draw_panels(snap, len(snap.panels), small=False)
 
 
-@st.fragment(run_every=CHART_S if running else None)
+@st.fragment(run_every=CHART_S if live else None)
 def curves() -> None:
     """The slower charts: W1 over steps (side by side); the gradient at each layer of every critic and
     their weights (side by side, and the depth mode's Figures 1b and 1c)."""

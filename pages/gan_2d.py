@@ -26,7 +26,7 @@ from explorer.toy_training import (
 )
 from ui.budget import admit_upload
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -264,16 +264,16 @@ raw = values["ema"] > 0 and st.toggle(
 health_panel = t3.toggle("Lipschitz health panel", key=P + "health",
                          help="‖∇f‖ between the clouds, the gradient at each hidden layer and the critic's "
                               "weights: why weight clipping fails (WGAN-GP paper, section 3).")
-running = session.state == "running"
+live, drawn_state = is_live(session), session.state   # training or queued: views rerun
 # Under the plain GAN the critic is a discriminator, and its output a logit (D = sigmoid of it).
 value_label = "discriminator logit" if values["loss"] == "gan" else "critic value f"
 
 
 # ----------------------------------------------------------------------------- live view
-@st.fragment(run_every=FRAME_S if running else None)
+@st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
     snap, state = session.latest(), session.state
-    if running and state != "running":   # stopped by itself: redraw buttons and messages
+    if live and state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
@@ -315,7 +315,7 @@ def live_view() -> None:
     right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training")
 
 
-@st.fragment(run_every=CHART_S if running else None)
+@st.fragment(run_every=CHART_S if live else None)
 def curves() -> None:
     snap = session.latest()
     if snap is None:

@@ -17,7 +17,7 @@ from explorer.session import Session
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -149,7 +149,7 @@ def reset_run() -> None:
 
 
 can_train = dataset != "upload" or uploads is not None
-running = session.state == "running"
+live, drawn_state = is_live(session), session.state   # training or queued: views rerun
 run_buttons(session, "img_", step_n=20, step_label="Train 20 steps", reset=reset_run, can_train=can_train,
             pause_message="Paused.")
 
@@ -160,6 +160,8 @@ def state_label(state: str, step: int | None) -> str:
         return f"training…{speed(session)}"
     if state == "error":
         return "failed"
+    if state == "queued":
+        return "waiting for its turn"
     if not step:
         return "ready"
     return f"{'stopped' if state == 'stopped' else 'paused'} at step {step:,}"
@@ -174,11 +176,11 @@ show_raw = cfg.ema > 0 and st.toggle(
          "generator being trained instead (the numbers stay the average's).")
 
 
-@st.fragment(run_every=FRAME_S if running else None)
+@st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
     snap = session.latest()
     state = session.state
-    if running and state != "running":   # stopped by itself: redraw the buttons too
+    if live and state != drawn_state:   # stopped by itself: redraw the buttons too
         st.rerun(scope="app")
     st.caption(f"State: **{state_label(state, snap.step if snap is not None else None)}**"
                + (f" — {session.message}" if session.message else ""))
@@ -207,7 +209,7 @@ def live_view() -> None:
                    "seconds of training.")
 
 
-@st.fragment(run_every=CHART_S if running else None)
+@st.fragment(run_every=CHART_S if live else None)
 def curves_and_downloads() -> None:
     snap = session.latest()
     if snap is None:

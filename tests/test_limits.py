@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from explorer import limits
 from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
@@ -64,7 +65,7 @@ def sessions(pool):
     for s in made:
         s.close()
     session_mod.set_max_runs(old_cap)
-    assert session_mod.running_count() == 0
+    assert session_mod.running_count() == 0 and session_mod.queued_count() == 0
     assert _other_threads() <= threads            # sessions have no threads of their own
 
 
@@ -73,15 +74,16 @@ def _other_threads() -> int:
     return sum(not t.name.startswith(("explorer-pool-reader", "explorer-idle-watch")) for t in threading.enumerate())
 
 
-def test_cap_reached_gives_a_polite_message_and_frees_on_stop(sessions):
+def test_beyond_the_cap_a_run_queues_and_starts_when_a_run_stops(sessions):
     session_mod.set_max_runs(2)
     a, b, c = (sessions() for _ in range(3))
     assert a.start() and b.start()
     assert session_mod.running_count() == 2
-    assert c.start() is False
-    assert c.state != "running" and "try again" in c.message.lower() and "Traceback" not in c.message
-    a.stop()
-    assert c.start(), c.message          # a slot freed by a stopped run is available again
+    assert c.start()                      # not refused: it waits its turn
+    assert c.state == "queued" and c.queue_place == 1
+    assert "queue" in c.message.lower() and "Traceback" not in c.message
+    a.stop()                              # a slot freed by a stopped run goes to the queue
+    assert _wait(lambda: c.state == "running", 10), c.state
     assert _wait(lambda: c.latest() is not None and c.latest().step > 0)
 
 
@@ -90,9 +92,16 @@ def test_paused_runs_do_not_hold_a_slot(sessions):
     a, b = sessions(), sessions()
     assert a.start()
     a.pause()
-    assert b.start(), b.message
-    assert a.start() is False             # the slot is b's now: a waits politely
-    assert "limit" in a.message
+    assert b.start() and b.state == "running", b.message
+    assert a.start() and a.state == "queued"   # the slot is b's now: a waits its turn
+    assert "next in line" in a.message
+
+
+def test_the_default_cap_comes_from_memory():
+    assert limits.default_max_runs(0) == limits.MIN_RUNS               # a tiny box still trains two
+    assert limits.default_max_runs(10 * limits.RUN_BUDGET_MB) == 10
+    assert limits.default_max_runs(1e9) == limits.MAX_RUNS_CLAMP
+    assert limits.available_mb("/no/such/file") is None
 
 
 def test_bad_cap_is_refused():
@@ -103,7 +112,7 @@ def test_bad_cap_is_refused():
 
 @pytest.mark.parametrize("value, expected", [("3", 3), ("abc", None), ("-1", None), ("0", None)])
 def test_cap_is_settable_by_environment(value, expected):
-    code = "import explorer.session as s, os; print(s.max_runs(), min(4, max(2, os.cpu_count() or 2)))"
+    code = "import explorer.session as s, explorer.limits as l; print(s.max_runs(), l.default_max_runs())"
     env = dict(os.environ, EXPLORER_MAX_RUNS=value, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
                          cwd=ROOT, check=True).stdout.split()

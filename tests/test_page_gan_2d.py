@@ -37,7 +37,7 @@ def app():
         s = at.session_state["g2_session"] if "g2_session" in at.session_state else None
         if s is not None:
             s.close()
-    assert session_mod.running_count() == 0
+    assert session_mod.running_count() == 0 and session_mod.queued_count() == 0
 
 
 def session_of(at):
@@ -135,7 +135,7 @@ def test_checkpoint_upload(app):
     assert s.latest().step == 7
 
 
-def test_over_the_cap_is_told_politely(app):
+def test_over_the_cap_waits_in_the_queue_and_starts_by_itself(app):
     old = session_mod.max_runs()
     session_mod.set_max_runs(1)
     other = session_mod.Session(partial(make_toy_trainer, ToyConfig(width=8, depth=1, batch_size=8)),
@@ -145,8 +145,20 @@ def test_over_the_cap_is_told_politely(app):
         at = app()
         at.button[0].click().run()
         assert not at.exception
-        assert session_of(at).state == "idle"
-        assert any("limit" in w.value and "try again" in w.value for w in at.warning)
+        s = session_of(at)
+        assert s.state == "queued" and at.button[0].label == "Queued…" and at.button[0].disabled
+        queued = [w.value for w in [*at.warning, *at.info, *at.error, *at.caption] if "in line" in w.value]
+        assert len(queued) == 1, queued                  # said once, with its place and an estimate
+        assert "Queued" in queued[0] and "starts by itself in at most about 10 minutes" in queued[0]
+        assert not any("try again" in w.value for w in at.warning)
+        session_mod.set_max_runs(2)                      # a slot frees: the run starts by itself
+        end = time.monotonic() + 10
+        while time.monotonic() < end and s.state != "running":
+            time.sleep(0.05)
+        assert s.state == "running"
+        at.run()
+        assert any("2 runs share this box; this one:" in c.value and "steps/s" in c.value for c in at.caption)
+        assert not any("in line" in w.value for w in at.warning)
     finally:
         other.close()
         session_mod.set_max_runs(old)

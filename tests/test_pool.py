@@ -143,12 +143,12 @@ def test_jobs_report_progress_results_and_errors(pool):
 
 def test_more_runs_than_workers_all_progress():
     pool, cap = Pool(size=1), session_mod.max_runs()
-    session_mod.set_max_runs(3)
+    session_mod.set_max_runs(5)
     try:
-        runs = [Session(FakeTrainer, snap, pool=pool, snapshot_every_s=0.02) for _ in range(3)]
+        runs = [Session(FakeTrainer, snap, pool=pool, snapshot_every_s=0.02) for _ in range(5)]
         for s in runs:
-            assert s.start()
-        assert len({s.worker_pid for s in runs}) == 1    # one process holds all three
+            assert s.start() and s.state == "running"    # time-sliced, none queued below the cap
+        assert len({s.worker_pid for s in runs}) == 1    # one process holds all five, in turn
         assert wait_for(lambda: all(s.latest().step > 20 for s in runs))
         for s in runs:
             s.close()

@@ -57,7 +57,7 @@ def make(pool):
     yield _make
     for s in made:
         s.close()
-    assert session_mod.running_count() == 0
+    assert session_mod.running_count() == 0 and session_mod.queued_count() == 0
 
 
 def steps(s: Session) -> int:
@@ -141,23 +141,65 @@ def test_call_runs_in_the_worker(make):
     assert pid == s.worker_pid != os.getpid() and count >= 0
 
 
-def test_concurrency_cap_is_polite(make):
+def test_beyond_the_cap_a_start_waits_its_turn(make):
+    """With one slot, later starts queue (first come, first served), say where they stand and start by themselves."""
     old = session_mod.max_runs()
     session_mod.set_max_runs(1)
     try:
-        a, b = make(), make()
+        a, b, c = make(), make(), make()
         assert a.start()
-        assert not b.start()
-        assert b.state == "idle"
-        assert "limit" in b.message and "try again" in b.message
-        a.pause()                                            # frees the slot
-        assert b.start()
-        assert not a.resume()
+        assert b.start() and c.start()                       # not refused: queued
+        assert (b.state, b.queue_place, c.state, c.queue_place) == ("queued", 1, "queued", 2)
+        assert "next in line" in b.message and "number 2 in the queue" in c.message
+        assert "try again" not in b.message
+        assert 0 <= b.wait_estimate_s() <= a.max_seconds < c.wait_estimate_s()   # c waits for a and for b
+        a.pause()                                            # frees the slot: b starts by itself
+        assert wait_for(lambda: b.state == "running", 5.0)
+        assert wait_for(lambda: b.latest().step > 5)
+        assert c.state == "queued" and c.queue_place == 1
+        assert a.resume() and a.state == "queued" and a.queue_place == 2   # behind c
+        b.close()                                            # a closed run frees its slot too
+        assert wait_for(lambda: c.state == "running", 5.0)
+        assert a.state == "queued" and a.queue_place == 1
         assert session_mod.running_count() == 1
     finally:
         session_mod.set_max_runs(old)
     with pytest.raises(ValueError):
         session_mod.set_max_runs(0)
+
+
+def test_pausing_or_closing_a_queued_run_leaves_the_queue(make):
+    old = session_mod.max_runs()
+    session_mod.set_max_runs(1)
+    try:
+        a, b, c = make(), make(), make()
+        a.start(), b.start(), c.start()
+        b.pause()                                            # leaves the queue, back where it was
+        assert b.state == "idle" and b.message == "" and c.queue_place == 1
+        c.close()                                            # a closed tab's queued run leaves it too
+        assert session_mod.queued_count() == 0 and c.state == "stopped"
+        b.start()
+        b.reset()                                            # and so does a reset
+        assert session_mod.queued_count() == 0 and b.state == "idle"
+        a.pause()
+        time.sleep(0.5)
+        assert (b.state, c.state) == ("idle", "stopped")    # nobody left in the queue to start
+    finally:
+        session_mod.set_max_runs(old)
+
+
+def test_a_queued_run_nobody_looks_at_leaves_the_queue(make):
+    old = session_mod.max_runs()
+    session_mod.set_max_runs(1)
+    try:
+        a, b = make(), make(idle_pause_s=0.3)
+        a.start()
+        b.start()
+        assert b.state == "queued"
+        assert wait_for(lambda: b.state == "idle", 5.0)     # the tab was closed without a goodbye
+        assert "Left the queue" in b.message and session_mod.queued_count() == 0
+    finally:
+        session_mod.set_max_runs(old)
 
 
 def test_wall_clock_cap_stops_the_run(make):

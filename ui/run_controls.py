@@ -1,7 +1,7 @@
 """What the three training pages share: a visitor's run handle and the Start / Pause / Step / Reset row.
 
-The run's own messages (the cap on runs, a divergence, a time limit) are the session's, and each
-page's live view shows them; the row only adds what an action raised (bad settings, a device this
+The run's own messages (its place in the queue, a divergence, a time limit) are the session's, and
+each page's live view shows them; the row only adds what an action raised (bad settings, a device this
 machine lacks), so no message appears twice.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from explorer.session import Session
+from explorer.session import Session, running_count
 from ui.budget import visitor_budget
 
 
@@ -37,19 +37,28 @@ def run_buttons(session: Session, key: str, *, step_n: int, reset: Callable[[], 
         except (ValueError, OSError, RuntimeError) as err:   # bad settings, a missing file or device
             st.session_state[key + "notice"] = str(err)
 
-    running, paused = session.state == "running", session.state == "paused"
+    live, paused = is_live(session), session.state == "paused"
     c1, c2, c3, c4 = st.columns(4)
-    c1.button("Resume" if paused else "Start", type="primary", width="stretch", key=key + "start",
-              disabled=running or not can_train, on_click=act, args=(session.start,))
-    c2.button("Pause", width="stretch", key=key + "pause", disabled=not running, on_click=act,
-              args=(partial(session.pause, pause_message),))
+    c1.button("Queued…" if session.state == "queued" else "Resume" if paused else "Start", type="primary",
+              width="stretch", key=key + "start", disabled=live or not can_train, on_click=act, args=(session.start,))
+    c2.button("Pause", width="stretch", key=key + "pause", disabled=not live, on_click=act,
+              help="A queued run leaves the queue", args=(partial(session.pause, pause_message),))
     c3.button(step_label or f"Step +{step_n}", width="stretch", key=key + "step", help="Step by hand while paused",
-              disabled=running or not can_train, on_click=act, args=(partial(session.step, step_n),))
+              disabled=live or not can_train, on_click=act, args=(partial(session.step, step_n),))
     c4.button("Reset", width="stretch", key=key + "reset", on_click=act, args=(reset,))
     if key + "notice" in st.session_state:
         st.error(st.session_state.pop(key + "notice"))
 
 
+def is_live(session: Session) -> bool:
+    """Training or queued: the page's live views rerun on their own, to show steps or pick up the start."""
+    return session.state in ("running", "queued")
+
+
 def speed(session: Session) -> str:
-    """' · 123 steps/s' while the run trains, else nothing."""
-    return f" · {session.steps_per_s:.0f} steps/s" if session.state == "running" else ""
+    """' · 3 runs share this box; this one: 41 steps/s' while the run trains, else nothing."""
+    if session.state != "running":
+        return ""
+    n = running_count()
+    share = "the only run on this box" if n <= 1 else f"{n} runs share this box"
+    return f" · {share}; this one: {session.steps_per_s:.0f} steps/s"
