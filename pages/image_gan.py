@@ -173,7 +173,8 @@ FRAME_S, CHART_S = 0.3, 3.0   # the samples refresh as often as the worker snaps
 show_raw = cfg.ema > 0 and st.toggle(
     "Show the trained generator's own samples", key="img_raw",
     help="The grid and every number come from the averaged generator (EMA of the weights); this shows the "
-         "generator being trained instead (the numbers stay the average's).")
+         "generator being trained instead (the numbers stay the average's), drawn whenever the run stands "
+         "still (a step, a pause, the end) so that live frames stay quick.")
 
 
 @st.fragment(run_every=FRAME_S if live else None)
@@ -191,9 +192,10 @@ def live_view() -> None:
         return
     left, right = st.columns(2)
     raw = show_raw and snap.raw_grid is not None
-    whose = " by the trained generator" if raw else " by the averaged generator" if snap.raw_grid is not None else ""
+    whose = " by the trained generator" if raw else " by the averaged generator" if cfg.ema > 0 else ""
+    later = " (the trained generator's own grid comes at the next pause)" if show_raw and not raw else ""
     left.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
-               caption=f"Generated{whose}, fixed noise — step {snap.step}")   # PNG: JPEG blurs small digits
+               caption=f"Generated{whose}, fixed noise — step {snap.step}{later}")   # PNG: JPEG blurs digits
     right.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
     m = snap.metrics
     c = st.columns(4)
