@@ -221,10 +221,12 @@ def test_generator_step_leaves_critic_trainability_as_it_was():
     assert all(p.requires_grad for p in t.critic.parameters() if p is not frozen)
 
 
-def test_the_averaged_generator_is_the_hand_computed_average():
+@pytest.mark.parametrize("engine", ["autograd", "closed_form"])
+def test_the_averaged_generator_is_the_hand_computed_average(engine):
     """ema = d_t * ema + (1 - d_t) * theta after each generator step t, d_t = min(ema, (1 + t) / (10 + t))."""
-    cfg = ToyConfig(width=4, depth=1, batch_size=8, seed=2, ema=0.9)
+    cfg = ToyConfig(width=4, depth=1, batch_size=8, seed=2, ema=0.9, engine=engine, device="cpu")
     t = make_toy_trainer(cfg)
+    assert t.engine == engine
     avg = [p.detach().clone() for p in t.generator.parameters()]
     for step in range(1, 6):
         t.step(1)
