@@ -1,12 +1,14 @@
 """DCGAN networks, image training steps, metrics, snapshots, checkpoints and headless runs (CPU, tiny)."""
 import json
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 from trainer_checks import one_thread  # noqa: F401  (one torch thread for this module's tests)
 
+from explorer import image_training
 from explorer.checkpoints import load_checkpoint, save_checkpoint
 from explorer.choices import NORMS
 from explorer.image_training import (ImageConfig, config_from_checkpoint, generator_from_checkpoint,
@@ -107,6 +109,22 @@ def test_snapshot_has_grids_and_a_growing_metrics_log():
     m = s1.metrics
     assert m["sliced_w"] > m["sliced_w_floor"] > 0 and 0 < m["diversity"] and 0 < m["diversity_real"]
     assert not np.array_equal(s0.fake_grid, s1.fake_grid)
+
+
+def test_live_measurements_take_at_most_their_share_of_the_time():
+    trainer = make_image_trainer(ImageConfig.for_loss(loss="gan", **TINY))
+    image_snapshot(trainer)                                   # the first one always measures
+    cache = trainer.extras["images"]
+    for cost, measured in ((10.0, False), (0.01, True)):
+        trainer.step(1)
+        cache["measured_at"] = time.monotonic() - 3 * image_training.METRIC_EVERY_S
+        cache["measure_cost"] = cost                          # 10 s a measurement: wait 200 s at 5%
+        before = len(cache["log"])
+        image_snapshot(trainer)
+        assert (len(cache["log"]) > before) is measured
+    trainer.step(1)
+    cache["measure_cost"] = 10.0
+    assert image_snapshot(trainer, force_metrics=True).metrics_log[-1]["step"] == trainer.step_count
 
 
 def test_every_loss_averages_the_generator_and_the_snapshot_keeps_the_raw_grid():
