@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from explorer import compare as C  # noqa: E402
 from explorer.metrics import mode_stats, w1_exact  # noqa: E402
 from explorer.process import configure  # noqa: E402
+from explorer.sweep import typed_value  # noqa: E402
 from explorer.toy_training import PUBLISHED_QUALITY, ToyConfig, make_toy_trainer  # noqa: E402
 
 # case: (dataset, spread, the issue's bar as (min modes share, min HQ, max W1 / floor), budget seconds)
@@ -89,21 +90,30 @@ def run(case: str, loss: str, seed: int, budget: float, every: float, overrides:
     cfg = replace(ToyConfig.recommended(dataset, loss, spread), seed=seed, **overrides)
     trainer = make_toy_trainer(cfg)
     z, real, floor = fixed_eval(trainer, seed)
-    checks, trained, chunk = [], 0.0, 5
-    next_check = every
-    while trained < budget:
-        t0 = time.perf_counter()
-        trainer.step(chunk)
-        dt = time.perf_counter() - t0
-        trained += dt
-        chunk = max(1, int(chunk * 0.25 / max(dt, 1e-6)))   # chunks of ~0.25 s
-        if trained >= next_check or trained >= budget:
-            checks.append({"t": round(trained, 1), "step": trainer.step_count,
-                           **evaluate(trainer, z, real, floor)})
-            next_check += every
+    checks = []
+
+    def check(trained: float) -> None:
+        checks.append({"t": round(trained, 1), "step": trainer.step_count, **evaluate(trainer, z, real, floor)})
+
+    train_for(trainer.step, budget, every, check)
     at = {s: next((c for c in checks if c["t"] >= s), checks[-1]) for s in (15, 30, 60) if s <= budget + 1}
     return {"case": case, "loss": loss, "seed": seed, "bar_met_at_s": met_at(checks, bar),
             "steps": trainer.step_count, "at": at, "final": checks[-1]}
+
+
+def train_for(step, budget: float, every: float | None = None, check=None) -> None:
+    """step(n) in chunks of about 0.25 s until `budget` seconds of training; check(trained seconds)
+    every `every` seconds of training and at the end (its time is not counted)."""
+    trained, chunk, next_check = 0.0, 5, every
+    while trained < budget:
+        t0 = time.perf_counter()
+        step(chunk)
+        dt = time.perf_counter() - t0
+        trained += dt
+        chunk = max(1, int(chunk * 0.25 / max(dt, 1e-6)))
+        if check is not None and (trained >= next_check or trained >= budget):
+            check(trained)
+            next_check += every
 
 
 def fixed_eval(trainer, seed: int):
@@ -119,13 +129,7 @@ def run_preset(preset: str, dataset: str, seed: int, budget: float) -> dict:
     spread = CASES["25gaussians"][1] if dataset == "25gaussians" else None
     base = ToyConfig.recommended(dataset, "wgan-gp", spread, seed=seed, device="cpu")
     runs = C.make_runs(C.preset_config(preset, base, recommended=True))
-    trained, chunk = 0.0, 5
-    while trained < budget:
-        t0 = time.perf_counter()
-        runs.step(chunk)
-        dt = time.perf_counter() - t0
-        trained += dt
-        chunk = max(1, int(chunk * 0.25 / max(dt, 1e-6)))
+    train_for(runs.step, budget)
     finals = [evaluate(t, *fixed_eval(t, seed)) for t in runs.trainers]
     gp = next(i for i, t in enumerate(runs.trainers) if t.cfg.loss == "wgan-gp")
     mine, others = finals[gp], finals[:gp] + finals[gp + 1:]
@@ -185,8 +189,7 @@ def main() -> int:
     overrides = {}
     for item in args.set:
         key, value = item.split("=", 1)
-        kind = type(getattr(ToyConfig(), key))
-        overrides[key] = kind(float(value)) if kind in (int, float) else value
+        overrides[key] = typed_value(ToyConfig(), key, value)
     print(f"{os.cpu_count()} cores, 1 thread; overrides {overrides or 'none'}")
     results = []
     for case in args.cases:

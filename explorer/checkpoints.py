@@ -67,8 +67,7 @@ def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int
     bytes (_check_finite_storages), so a file refused for those costs no copy of its tensors.
     """
     data = _read_capped(source, max_bytes)
-    _check_archive(data)
-    _check_finite_storages(data)
+    _check_finite_storages(data, _check_archive(data))
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # pickle/zip errors come in many types; all mean "not a readable checkpoint"
@@ -103,8 +102,9 @@ def _read_capped(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) -
     return bytes(data)
 
 
-def _check_archive(data: bytes) -> None:
-    """Refuse an archive that is not laid out as torch.save writes it, or declares too much.
+def _check_archive(data: bytes) -> zipfile.ZipFile:
+    """The archive, if it is laid out as torch.save writes it and declares nothing too large; else
+    ValueError.
 
     torch.save writes a zip of stored (uncompressed) entries: one object tree `<name>/data.pkl` and
     one entry per tensor. The entry count is read from the end-of-directory record before Python's
@@ -119,7 +119,8 @@ def _check_archive(data: bytes) -> None:
         raise ValueError(f"The checkpoint's archive holds {entries:,} entries; this app's hold at most "
                          f"{MAX_ENTRIES:,}.")
     try:
-        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
         raise ValueError(_UNREADABLE) from None
     trees = [i for i in infos if i.filename.endswith("data.pkl")]
@@ -132,6 +133,7 @@ def _check_archive(data: bytes) -> None:
         raise ValueError(f"The checkpoint's settings and history take {trees[0].file_size / 2**20:.1f} MB, "
                          f"more than the {MAX_PICKLE_BYTES / 2**20:g} MB of this app's largest (its history is "
                          "probably far longer than the app keeps).")
+    return archive
 
 
 # ----------------------------------------------------------------------------- NaN before loading
@@ -206,12 +208,11 @@ def _finite_bytes(buf: memoryview, dtype) -> bool:
     return all(np.isfinite(values[i:i + _CHUNK]).all() for i in range(0, len(values), _CHUNK))
 
 
-def _check_finite_storages(data: bytes) -> None:
+def _check_finite_storages(data: bytes, archive: zipfile.ZipFile) -> None:
     """Refuse a checkpoint whose floating-point tensors hold NaN or infinity, reading them in place in
     the archive's bytes (torch.save stores them uncompressed, _check_archive made sure) before
     torch.load copies any of them; the sentence names the tensor. Costs one pass over the bytes and
     about a megabyte."""
-    archive = zipfile.ZipFile(io.BytesIO(data))
     tree = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
     root = tree.filename[: -len("data.pkl")]
     try:

@@ -36,14 +36,14 @@ def grid_configs(base: ToyConfig, grid: dict[str, list]) -> list[ToyConfig]:
         raise ValueError(f"A sweep holds at most {MAX_RUNS} runs; this grid makes {len(combos)}.")
     out = []
     for combo in combos:
-        cfg = replace(base, **{n: _typed(base, n, v) for n, v in zip(names, combo)})
+        cfg = replace(base, **{n: typed_value(base, n, v) for n, v in zip(names, combo)})
         cfg.validate()
         out.append(cfg)
     return out
 
 
-def _typed(base: ToyConfig, name: str, value):
-    """A grid value in the field's own type (the command line gives text)."""
+def typed_value(base: ToyConfig, name: str, value):
+    """A setting given as text (a grid value, a benchmark's --set) in the type of base's field."""
     current = getattr(base, name)
     if isinstance(current, bool):
         return str(value).lower() in ("1", "true", "yes")

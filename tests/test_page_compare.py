@@ -34,16 +34,21 @@ def _button(at: AppTest, label: str):
     return next(b for b in at.button if b.label.startswith(label))
 
 
+def _step(at: AppTest):
+    """Press Step; the snapshot the page then draws (the page must not have raised)."""
+    _button(at, "Step").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at.session_state["cmp_session"].latest()
+
+
 def test_side_by_side_preset_step_and_panels():
     at = _app()
     try:
         assert "Compare runs side by side" in at.title[0].value
         at.selectbox(key="cmp_preset").set_value("lambda 0.1 vs 1 vs 10")
         at.run()
-        _button(at, "Step").click()
-        at.run()
-        assert not at.exception, at.exception
-        snap = at.session_state["cmp_session"].latest()
+        snap = _step(at)
         assert snap.step == 10 and len(snap.panels) == 3
         assert [p.step for p in snap.panels] == [10, 10, 10]
         text = " ".join(m.value for m in at.markdown)
@@ -77,19 +82,13 @@ def test_critic_only_and_grid_modes():
     try:
         at.radio(key="cmp_mode").set_value("Critic only (WGAN-GP Figure 1)")
         at.run()
-        _button(at, "Step").click()
-        at.run()
-        assert not at.exception, at.exception
-        snap = at.session_state["cmp_session"].latest()
+        snap = _step(at)
         assert len(snap.panels) == 6 and snap.step == 10
         at.radio(key="cmp_mode").set_value("Grid")
         at.run()
         at.text_input(key="cmp_va").set_value("0.1, 10")
         at.run()
-        _button(at, "Step").click()
-        at.run()
-        assert not at.exception, at.exception
-        snap = at.session_state["cmp_session"].latest()
+        snap = _step(at)
         assert len(snap.panels) == 4 and snap.step == 10
         assert len(at.dataframe) == 1
     finally:
@@ -120,10 +119,7 @@ def test_the_depth_mode_shows_figure_1b_and_1c():
         assert not at.exception, at.exception
         at.slider(key="cmp_depth_deep").set_value(5)
         at.run()
-        _button(at, "Step").click()
-        at.run()
-        assert not at.exception, at.exception
-        snap = at.session_state["cmp_session"].latest()
+        snap = _step(at)
         assert snap.step == 10 and len(snap.panels) == 4
         assert snap.labels[0] == "clipping, c = 0.1" and snap.labels[-1].startswith("gradient penalty")
         assert all(len(p.lipschitz["layers"]) == 5 for p in snap.panels)
