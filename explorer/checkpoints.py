@@ -26,7 +26,8 @@ import torch
 
 CHECKPOINT_FORMAT = "gan-explorer-checkpoint"
 # Any checkpoint: the largest a page writes is the Image GAN page's, 92 MB (64 x 64 colour, 64 feature
-# maps, Adam, the averaged generator). An upload to a page is held to that page's own largest (upload_checks.largest_checkpoint_bytes).
+# maps, Adam, the averaged generator). An upload to a page is held to that page's own largest
+# (upload_checks.largest_checkpoint_bytes).
 MAX_CHECKPOINT_BYTES = 96 * 2**20
 # The object tree of a checkpoint with the full 10,000-record history pickles to 0.73 MB. torch's
 # weights-only unpickler reads about 2.5 MB a second here, so this cap also bounds its time (~0.4 s).
