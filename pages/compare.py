@@ -14,14 +14,13 @@ from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
+from ui.live import CHART_S, FRAME_S, curves_note
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
-FRAME_S = 0.35         # live view refresh: as often as the worker sends a new snapshot
 SNAPSHOT_S = 0.35      # the worker snapshots every panel at most this often (and at most 12% of its time)
-CHART_S = 3.0          # the W1 curves change slowly: redraw them less often
 STEP_CLICK = 10        # steps per click on "Step"
 P = "cmp_"             # prefix of this page's session_state keys
 MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid", "Gradients with depth (WGAN-GP Figure 1b)")
@@ -251,6 +250,8 @@ def curves() -> None:
     if snap is None:
         return
     if mode == MODES[0] and len(log) > 1:
+        if note := curves_note(live):
+            st.caption(note)
         st.altair_chart(charts.w1_chart(log, snap.labels), width="stretch")
     healths = [p.lipschitz for p in snap.panels]
     if mode not in (MODES[0], MODES[3]) or not all(healths):

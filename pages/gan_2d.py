@@ -25,17 +25,16 @@ from explorer.toy_training import (
     toy_trainer_from_bytes,
 )
 from ui.budget import admit_upload
+from ui.live import CHART_S, FRAME_S, curves_note
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
-FRAME_S = 0.3          # live view refresh: as often as the worker sends a new snapshot
 SNAPSHOT_S = 0.3       # the worker takes a snapshot at most this often (and at most 10% of its time)
 # The critic field: the lecture notes' 128 x 128 grid at rest, 64 x 64 while training (a 128 grid
 # costs as much as ~3 training steps, 64 about two; bench/app_overhead.py).
 LIVE_GRID, STILL_GRID = 64, 128
-CHART_S = 3.0          # curves change slowly: redraw them less often
 STEP_CLICK = 10        # generator steps per click on "Step"
 P = "g2_"              # prefix of this page's session_state keys
 
@@ -322,6 +321,8 @@ def curves() -> None:
         return
     log = session.metrics_log()
     if snap.history:
+        if note := curves_note(live):
+            st.caption(note)
         a, b = st.columns(2)
         # Heights come from the charts themselves: a fixed element height would squash the plot
         # under its legend.

@@ -16,6 +16,7 @@ from explorer.pool import get_pool
 from explorer.session import Session
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
+from ui.live import CHART_S, FRAME_S, curves_note
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
@@ -168,7 +169,6 @@ def state_label(state: str, step: int | None) -> str:
 
 
 # ----------------------------------------------------------------------------- live view
-FRAME_S, CHART_S = 0.3, 3.0   # the samples refresh as often as the worker snapshots; curves change slowly
 
 show_raw = cfg.ema > 0 and st.toggle(
     "Show the trained generator's own samples", key="img_raw",
@@ -216,6 +216,8 @@ def curves_and_downloads() -> None:
     snap = session.latest()
     if snap is None:
         return
+    if note := curves_note(live):
+        st.caption(note)
     st.altair_chart(loss_chart(snap.history, "discriminator" if loss == "gan" else "critic"), width="stretch")
     for col, chart in zip(st.columns(2), image_metrics_charts(snap.metrics_log)):
         col.altair_chart(chart, width="stretch")
