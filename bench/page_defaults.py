@@ -10,19 +10,29 @@ import time
 PAGES = ("gan_2d", "compare", "image_gan")
 
 
+def page_default_config(page: str):
+    """The config each page trains when Start is pressed on its defaults (tests/test_page_defaults.py
+    checks these against what the pages build, so a benchmark cannot drift from the page)."""
+    from explorer import compare as C
+    from explorer.image_training import ImageConfig
+    from explorer.toy_training import ToyConfig
+    if page == "gan_2d":
+        return ToyConfig.recommended("8gaussians", "wgan-gp")
+    if page == "compare":
+        base = ToyConfig(dataset="8gaussians", width=128, depth=3, batch_size=256, seed=0)
+        return C.preset_config(next(iter(C.PRESETS)), base, strip_every=200, n=256, grid=64, recommended=True)
+    if page == "image_gan":
+        return ImageConfig.for_loss(ImageConfig.loss)
+    raise ValueError(f"Unknown page {page!r}; choose one of {', '.join(PAGES)}.")
+
+
 def page_default_trainer(page: str):
     """The trainer each page builds from its defaults (what pressing Start trains)."""
     from explorer import compare as C
-    from explorer.image_training import ImageConfig, make_image_trainer
-    from explorer.toy_training import ToyConfig, make_toy_trainer
-    if page == "gan_2d":
-        return make_toy_trainer(ToyConfig())
-    if page == "compare":
-        base = ToyConfig(dataset="8gaussians", width=128, depth=3, batch_size=256, seed=0)
-        return C.make_runs(C.preset_config("WGAN-GP vs weight clipping", base, strip_every=200, n=256, grid=64))
-    if page == "image_gan":
-        return make_image_trainer(ImageConfig())
-    raise ValueError(f"Unknown page {page!r}; choose one of {', '.join(PAGES)}.")
+    from explorer.image_training import make_image_trainer
+    from explorer.toy_training import make_toy_trainer
+    build = {"gan_2d": make_toy_trainer, "compare": C.make_runs, "image_gan": make_image_trainer}[page]
+    return build(page_default_config(page))
 
 
 def headless_rate(page: str, seconds: float) -> float:

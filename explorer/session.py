@@ -152,10 +152,20 @@ class Session:
         link = self._link
         return None if link is None else link.pid
 
-    def latest(self) -> Any:
-        """The most recent snapshot (None before the first); also tells the session someone watches."""
+    def latest(self, newer_than: Any = None, wait_s: float = 0.0) -> Any:
+        """The most recent snapshot (None before the first); also tells the session someone watches.
+
+        With newer_than (the snapshot a live view drew last) and wait_s, waits up to wait_s for a
+        different one while the run trains: a redraw then brings a new picture instead of the old one
+        again (the worker's snapshots and the page's redraws do not keep step).
+        """
+        deadline = time.monotonic() + wait_s
         with self._lock:
             self._last_poll = time.monotonic()
+            while newer_than is not None and self._snapshot is newer_than and self._state == "running":
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._lock.wait(left):
+                    break
             return self._snapshot
 
     def frames(self) -> list[Any]:

@@ -14,7 +14,7 @@ from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
-from ui.live import CHART_S, FRAME_S, curves_note
+from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
@@ -213,7 +213,7 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
 
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap, state = session.latest(), session.state
+    snap, state = next_snapshot(session, P + "shown"), session.state
     if live and state != drawn_state:
         st.rerun(scope="app")
     if session.message:

@@ -25,7 +25,7 @@ from explorer.toy_training import (
     toy_trainer_from_bytes,
 )
 from ui.budget import admit_upload
-from ui.live import CHART_S, FRAME_S, curves_note
+from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
@@ -271,7 +271,7 @@ value_label = "discriminator logit" if values["loss"] == "gan" else "critic valu
 # ----------------------------------------------------------------------------- live view
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap, state = session.latest(), session.state
+    snap, state = next_snapshot(session, P + "shown"), session.state
     if live and state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
     if session.message:

@@ -16,7 +16,7 @@ from explorer.pool import get_pool
 from explorer.session import Session
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
-from ui.live import CHART_S, FRAME_S, curves_note
+from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, speed, visitor_session
 
@@ -132,6 +132,7 @@ if dataset == "upload":
         st.info("Upload a few pictures (or a zip) to train on them; they are resized and centre-cropped.")
 
 session = visitor_session("image_gan", new_session)
+st.session_state["img_session"] = session   # tests and teardown reach the run through this
 cold = {k: v for k, v in asdict(cfg).items() if k not in HOT_FIELDS}
 if ss.get("img_cold") != (cold, None if uploads is None else uploads.shape) and not ss.get("img_resumed"):
     session.reset(partial(make_image_trainer, replace(cfg), uploads))
@@ -179,7 +180,7 @@ show_raw = cfg.ema > 0 and st.toggle(
 
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap = session.latest()
+    snap = next_snapshot(session, "img_shown")
     state = session.state
     if live and state != drawn_state:   # stopped by itself: redraw the buttons too
         st.rerun(scope="app")

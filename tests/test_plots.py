@@ -72,6 +72,26 @@ def test_reused_figure_draws_the_same_pixels():
     assert other is not fig and other.axes[0].images[0].norm.vcenter == 1.0
 
 
+def full_draw(fig) -> np.ndarray:
+    fig.canvas.draw()                     # matplotlib's own draw of every artist, no background kept
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+
+
+@pytest.mark.parametrize("options", [{}, {"grad_map": True, "arrows": True}, {"legend": True, "arrows": True}])
+def test_blitted_frames_match_a_full_draw(options):
+    fig = None
+    for step in range(1, 4):   # the first frame (which keeps the background) and two drawn over it
+        snap = synthetic_snapshot(step=step, seed=step)
+        snap.field = snap.field * step          # a new colour range and title every frame
+        fig = plots.field_frame(snap, reuse=fig, **options)
+        blitted = plots.figure_rgb(fig).astype(int)
+        fresh = plots.field_frame(snap, **options)
+        # At most one grey level on one tick mark, which the blit draws twice where it meets the frame.
+        assert np.abs(blitted - full_draw(fresh)).max() <= 1
+        assert np.abs(blitted - full_draw(fig)).max() <= 1
+        assert fig.axes[0].title.get_text() == f"step {step}"
+
+
 def test_constant_or_nan_field_still_draws():
     snap = synthetic_snapshot()
     snap.field = np.zeros_like(snap.field)                        # no contour levels to draw

@@ -88,6 +88,20 @@ def test_start_pause_resume_stop(make):
     assert "Reset" in s.message
 
 
+def test_a_live_view_can_wait_for_a_snapshot_it_has_not_drawn(make):
+    s = make(snapshot_every_s=0.3)
+    s.start()
+    assert wait_for(lambda: s.latest() is not None)
+    drawn = s.latest()
+    newer = s.latest(newer_than=drawn, wait_s=5.0)      # snapshots come every 0.3 s: waits for the next
+    assert newer is not drawn and newer.step > drawn.step
+    s.pause()
+    paused = s.latest()
+    start = time.monotonic()
+    assert s.latest(newer_than=paused, wait_s=5.0) is paused   # not training: nothing to wait for
+    assert time.monotonic() - start < 1.0
+
+
 def test_hot_update_applies_at_next_step(make):
     s = make()
     s.start()

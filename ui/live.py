@@ -17,8 +17,22 @@ pause plus the chunk it is in), so a 0.3 s refresh redrew the same snapshot one 
 """
 from __future__ import annotations
 
-FRAME_S = 0.4      # the live picture and its numbers: a new snapshot nearly every time
-CHART_S = 10.0     # the curves: each redraw embeds every chart again in the browser
+from typing import Any
+
+import streamlit as st
+
+FRAME_S = 0.4        # the live picture and its numbers: a new snapshot nearly every time
+FRAME_WAIT_S = 0.25  # a redraw waits at most this long for a snapshot it has not drawn yet
+CHART_S = 10.0       # the curves: each redraw embeds every chart again in the browser
+
+
+def next_snapshot(session: Any, key: str) -> Any:
+    """The snapshot a live view draws now: while the run trains, the first one it has not drawn yet
+    (waiting up to FRAME_WAIT_S for it; the wait holds no CPU), so that every redraw the browser pays
+    for brings a new picture. key: the session_state entry that remembers the last one drawn."""
+    snap = session.latest(newer_than=st.session_state.get(key), wait_s=FRAME_WAIT_S)
+    st.session_state[key] = snap
+    return snap
 
 
 def curves_note(live: bool) -> str | None:
