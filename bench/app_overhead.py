@@ -1,17 +1,20 @@
 """What a visitor sees: training speed with the page open in a real browser, against headless.
 
-    python bench/app_overhead.py [--window 20] [--warmup 6] [--histogram-rounds 3]
+    python bench/app_overhead.py [--window 10] [--rounds 3] [--warmup 6] [--histogram-rounds 3]
 
 A real `streamlit run streamlit_app.py` on 127.0.0.1 and Debian's chromium (Playwright, headless).
 For each training page with its defaults (2-D GAN, Compare's default preset, Image GAN), Start is
-pressed and the step counter is read from the page over a fixed window; the same config trains
-headless in a fresh process at the workers' priority and thread count just before and just after
-(their mean is the baseline: this machine's speed drifts by 10-20% between minutes). While the page trains, a MutationObserver counts how often its main picture changes. Then
-the Histograms page's time-to-numbers (from opening it to its EMD being shown, in a second browser
-context) is measured with the box idle, with one 2-D run training and with two.
+pressed and the step counter is read from the page over `rounds` windows; between two windows the
+run is paused on the page and the same config trains headless in a fresh process at the workers'
+priority and thread count (before the first window, between windows and after the last: their mean
+is the baseline, since this machine's speed drifts by 10-20% from one minute to the next and a
+baseline far from its window misleads). While the page trains, a MutationObserver counts how often
+its main picture changes. Then the Histograms page's time-to-numbers (from opening it to its EMD
+being shown, in a second browser context) is measured with the box idle, with one 2-D run training
+and with two.
 
-Also reported: the CPU used by the browser, the server and the workers over the 2-D window (a share
-of all the machine's cores), since on a 2-core box the browser competes with the training.
+Also reported: the CPU used by the browser, the server and the workers over each page's windows (a
+share of all the machine's cores), since on a 2-core box the browser competes with the training.
 Targets (issue "Start trains at full speed"): each training ratio >= 0.8, >= 2 picture changes per
 second, Histograms within 1.5x of idle with one run training. Last line: one JSON object.
 """
@@ -27,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,23 +129,34 @@ def wait_step(tab, page: str, timeout_s: float = 120.0) -> int:
     raise RuntimeError(f"no step counter on /{page} after {timeout_s:.0f} s")
 
 
-def browser_rate(context, url: str, page: str, warmup: float, window: float, server_pid: int) -> dict:
-    """Start the page's default run; steps/s read from the page over `window`, picture changes/s."""
+def browser_rate(context, url: str, page: str, warmup: float, window: float, rounds: int, server_pid: int,
+                 baseline) -> dict:
+    """Start the page's default run; steps/s read from the page over `rounds` windows of `window`
+    seconds, picture changes/s, CPU shares. Between windows the run is paused (Pause on the page) and
+    baseline() trains the same config headless: this machine's speed drifts by 10-20% from one minute
+    to the next, so the baseline is measured around every window, never far from it."""
     tab = open_page(context, url, page)
-    tab.get_by_role("button", name="Start").first.click()
-    time.sleep(warmup)
-    tab.evaluate(COUNT_PICTURES_JS)
-    groups = process_groups(server_pid)
-    cpu0, t0, s0 = cpu_of(groups), time.monotonic(), wait_step(tab, page)
-    time.sleep(window)
-    s1, t1 = wait_step(tab, page), time.monotonic()
-    cpu1, pictures = cpu_of(groups), tab.evaluate("() => window.__pictures")
-    tab.get_by_role("button", name="Pause").first.click()
-    tab.wait_for_timeout(1000)
+    headless = [baseline()]
+    steps = seconds = pictures = 0.0
+    cpu_used: dict[str, float] = {}
+    for r in range(rounds):
+        tab.get_by_role("button", name="Start" if r == 0 else "Resume").first.click()
+        time.sleep(warmup if r == 0 else min(warmup, 2.0))
+        tab.evaluate(COUNT_PICTURES_JS)
+        groups = process_groups(server_pid)
+        cpu0, t0, s0 = cpu_of(groups), time.monotonic(), wait_step(tab, page)
+        time.sleep(window)
+        s1, t1 = wait_step(tab, page), time.monotonic()
+        cpu1, seen = cpu_of(groups), tab.evaluate("() => window.__pictures")
+        tab.get_by_role("button", name="Pause").first.click()
+        tab.wait_for_timeout(1000)
+        steps, seconds, pictures = steps + s1 - s0, seconds + t1 - t0, pictures + seen
+        for k in cpu0:
+            cpu_used[k] = cpu_used.get(k, 0.0) + cpu1[k] - cpu0[k]
+        headless.append(baseline())
     cores = os.cpu_count() or 1
-    share = {k: (cpu1[k] - cpu0[k]) / ((t1 - t0) * cores) for k in cpu0}
-    return {"steps_per_s": (s1 - s0) / (t1 - t0), "pictures_per_s": pictures / (t1 - t0), "cpu_share": share,
-            "tab": tab}
+    return {"steps_per_s": steps / seconds, "pictures_per_s": pictures / seconds, "headless": headless,
+            "cpu_share": {k: v / (seconds * cores) for k, v in cpu_used.items()}, "tab": tab}
 
 
 def time_to_numbers(browser, url: str) -> float:
@@ -171,7 +186,8 @@ def cpu_model() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--window", type=float, default=20.0, help="seconds over which steps are counted")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds of each window over which steps are counted")
+    ap.add_argument("--rounds", type=int, default=3, help="windows per page, each between two headless baselines")
     ap.add_argument("--warmup", type=float, default=6.0, help="seconds after Start before counting")
     ap.add_argument("--histogram-rounds", type=int, default=3, help="Histograms loads per condition")
     ap.add_argument("--pages", default="gan_2d,compare,image_gan", help="pages to train on, comma-separated")
@@ -182,7 +198,8 @@ def main() -> int:
 
     import conftest as e2e  # the same server start/stop and chromium flags as the browser tests
 
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; window {args.window:g} s after {args.warmup:g} s warm-up")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.rounds} windows of {args.window:g} s a page, the first "
+          f"after {args.warmup:g} s of warm-up")
     headless: dict[str, float] = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="explorer-bench-"))
@@ -198,15 +215,13 @@ def main() -> int:
             training = []
             for page in pages:
                 context = browser.new_context(viewport={"width": 1400, "height": 900})
-                # Headless just before and just after the browser run (the machine's speed drifts).
-                before = headless_in_a_worker_like_process(page, args.window)
-                seen = browser_rate(context, url, page, args.warmup, args.window, proc.pid)
+                seen = browser_rate(context, url, page, args.warmup, args.window, args.rounds, proc.pid,
+                                    partial(headless_in_a_worker_like_process, page, args.window))
                 if page != "gan_2d":
                     context.close()     # (the 2-D run stays, paused, for the Histograms test below)
-                after = headless_in_a_worker_like_process(page, args.window)
-                print(f"headless {page:<10}: {before:7.1f} before, {after:7.1f} after steps/s (a fresh process "
-                      "at the workers' priority and thread count)")
-                headless[page] = (before + after) / 2
+                print(f"headless {page:<10}: " + ", ".join(f"{h:.1f}" for h in seen["headless"])
+                      + " steps/s around the page's windows (a fresh process at the workers' priority and threads)")
+                headless[page] = statistics.mean(seen["headless"])
                 ratio = seen["steps_per_s"] / headless[page]
                 result[f"{page}_ratio"] = round(ratio, 3)
                 result[f"{page}_browser_steps_per_s"] = round(seen["steps_per_s"], 2)
