@@ -28,7 +28,8 @@ def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(s) for s in parts]
     except ValueError:
-        raise CliError(f"{name} must be a comma-separated list of numbers, such as 0.2,0.5,0.3; got {text!r}.") from None
+        raise CliError(f"{name} must be a comma-separated list of numbers, such as 0.2,0.5,0.3; "
+                       f"got {text!r}.") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,6 +143,7 @@ def _sweep(args: argparse.Namespace) -> dict:
     from explorer.process import configure
     configure(threads=1)
     from explorer.sweep import grid_configs, parse_values, run_sweep
+    from explorer.sweep_table import run_line, text_table, write_csv
     from explorer.toy_training import ToyConfig
     grid = {}
     for item in args.grid:
@@ -149,8 +151,22 @@ def _sweep(args: argparse.Namespace) -> dict:
         if not sep or not values.strip():
             raise CliError(f"--grid takes FIELD=V1,V2,... or FIELD=A..B; got {item!r}.")
         grid[name.strip().replace("-", "_")] = parse_values(values)
-    base = ToyConfig.recommended(args.dataset, args.loss)
-    return run_sweep(grid_configs(base, grid), args.steps, args.backend, keys=tuple(grid))
+    keys = tuple(grid)
+    configs = grid_configs(ToyConfig.recommended(args.dataset, args.loss), grid)
+    finished = iter(range(1, len(configs) + 1))
+
+    def say(index: int, row: dict) -> None:     # one line a run, as it finishes
+        print(f"[{next(finished)}/{len(configs)}] {run_line(keys, row)}", flush=True)
+
+    result = run_sweep(configs, args.steps, args.backend, keys, on_row=say)
+    if args.csv:
+        write_csv(args.csv, keys, result["runs"])
+    if args.json:
+        return result
+    print(text_table(keys, result["runs"]))
+    summary = {"backend": result["backend"], "runs": len(configs),
+               "failed": sum("error" in row for row in result["runs"])}
+    return {**summary, "csv": args.csv} if args.csv else summary
 
 
 def _whole(text: str) -> int:
@@ -238,6 +254,7 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     w.add_argument("--steps", type=_positive_int, default=500, help="generator steps of every run")
     w.add_argument("--backend", default="auto", choices=("auto", "local", "ray"),
                    help="auto: Ray when EXPLORER_RAY_ADDRESS is set, else the local pool")
+    w.add_argument("--csv", default=None, metavar="PATH", help="also write the table to PATH as CSV, one row a run")
     w.add_argument("--json", action="store_true", help="print one JSON object last")
     w.set_defaults(run=_sweep)
     return parser

@@ -54,6 +54,11 @@ class Job:
     def result(self, timeout: float | None = None) -> Any:
         return self._future.result(timeout)
 
+    @property
+    def future(self) -> Future:
+        """The job's result as a Future (for concurrent.futures.as_completed over many jobs)."""
+        return self._future
+
     def updates(self, timeout: float | None = START_TIMEOUT_S) -> Iterator[Any]:
         """Each value the job yields, as it arrives (waiting at most `timeout` for each); then the
         job's exception, if it raised one. The return value is in .result()."""

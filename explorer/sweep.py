@@ -3,9 +3,11 @@
     python -m explorer sweep --grid lam=0.1,1,10 --grid n_critic=1,5 --grid seed=0..4 --steps 500 --json
 
 Every run is ToyConfig.recommended for the dataset and loss with the grid's values swapped in,
-trained by toy_training.train_toy (the command line's `toy`), one run per worker at a time. The
-backend is the local pool (explorer/pool.py: EXPLORER_WORKERS processes) unless EXPLORER_RAY_ADDRESS
-names a Ray cluster (Ray is optional: `pip install ray` where it is wanted).
+trained by toy_training.train_toy (the command line's `toy`), one run per worker at a time, with one
+torch thread. The backend is the local pool (explorer/pool.py: EXPLORER_WORKERS processes) unless
+EXPLORER_RAY_ADDRESS names a Ray cluster (explorer/ray_sweep.py; Ray is optional: `pip install ray`
+where it is wanted). Rows arrive as runs finish; the table keeps the grid's order, and a run's row
+is the same on either backend (all but its seconds): every run is seeded, never the process.
 
     >>> [(c.lam, c.n_critic) for c in grid_configs(ToyConfig(), {"lam": [0.1, 1], "n_critic": [1]})]
     [(0.1, 1), (1.0, 1)]
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from concurrent.futures import as_completed
 from dataclasses import asdict, fields, replace
+from typing import Callable, Iterator
 
 from explorer.toy_training import ToyConfig, train_toy
 
@@ -90,44 +94,54 @@ def parse_values(text: str) -> list[str]:
 def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = ()) -> dict:
     """One run of the sweep as a table row: its grid fields under their config names, then W1 / floor,
     modes, high-quality share, steps and seconds, then the full config (a failure is a row too)."""
-    row = {k: getattr(cfg, k) for k in keys}
     try:
         result = train_toy(cfg, steps)
     except (ValueError, RuntimeError) as err:   # a run that diverged or cannot start: say which and why
-        return {**row, "error": str(err), "config": asdict(cfg)}
-    return {**row, "w1_ratio": result["w1_exact"] / result["w1_floor"], "modes": result["modes"],
-            "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
+        return error_row(cfg, keys, str(err))
+    return {**grid_fields(cfg, keys), "w1_ratio": result["w1_exact"] / result["w1_floor"],
+            "modes": result["modes"], "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
             "w1_exact": result["w1_exact"], "w1_floor": result["w1_floor"], "config": asdict(cfg)}
 
 
-def run_sweep(configs: list[ToyConfig], steps: int, backend: str = "auto", keys: tuple[str, ...] = ()) -> dict:
+def grid_fields(cfg: ToyConfig, keys: tuple[str, ...]) -> dict:
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def error_row(cfg: ToyConfig, keys: tuple[str, ...], message: str) -> dict:
+    """The row of a run that did not finish: its grid fields, why, and its config."""
+    return {**grid_fields(cfg, keys), "error": message, "config": asdict(cfg)}
+
+
+def run_sweep(configs: list[ToyConfig], steps: int, backend: str = "auto", keys: tuple[str, ...] = (),
+              on_row: Callable[[int, dict], None] | None = None) -> dict:
     """{"runs": one train_one row per config, in order, "backend": "local" or "ray"}; `keys` are the
-    grid's fields, which every row carries under their config names."""
+    grid's fields, which every row carries under their config names. on_row(index, row) is called
+    as each run finishes, in the order they finish."""
     backend = resolve_backend(backend)
     if backend == "ray":
-        return {"runs": _on_ray(configs, steps, keys), "backend": "ray"}
+        from explorer.ray_sweep import runs_on_ray
+        finished = runs_on_ray(configs, steps, keys)
+    else:
+        finished = runs_on_pool(configs, steps, keys)
+    rows: list[dict | None] = [None] * len(configs)
+    for index, row in finished:
+        rows[index] = row
+        if on_row is not None:
+            on_row(index, row)
+    return {"runs": rows, "backend": backend}
+
+
+def runs_on_pool(configs: list[ToyConfig], steps: int, keys: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """(index, row) of each run on a fresh local pool, as it finishes; a dead worker's run is an error row."""
     from explorer.pool import Pool
     pool = Pool()
     try:
-        jobs = [pool.submit(train_one, cfg, steps, keys) for cfg in configs]
-        return {"runs": [job.result(None) for job in jobs], "backend": "local"}
+        jobs = {pool.submit(train_one, cfg, steps, keys).future: i for i, cfg in enumerate(configs)}
+        for future in as_completed(jobs):
+            index = jobs[future]
+            try:
+                yield index, future.result()
+            except Exception as err:    # the worker died, or the run raised what train_one lets through
+                yield index, error_row(configs[index], keys, f"{type(err).__name__}: {err}")
     finally:
         pool.shutdown()
-
-
-def _on_ray(configs: list[ToyConfig], steps: int, keys: tuple[str, ...]) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("EXPLORER_RAY_ADDRESS is set, but Ray is not installed here: pip install ray, or unset "
-                         "it to use the local pool.") from None
-    address = os.environ.get("EXPLORER_RAY_ADDRESS") or None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        remote = ray.remote(num_cpus=1)(train_one)
-        return ray.get([remote.remote(cfg, steps, keys) for cfg in configs])
-    finally:
-        if started:
-            ray.shutdown()
