@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import image_throughput  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from explorer.grid import GridConfig, make_grid  # noqa: E402
 from explorer.toy_training import ToyConfig, make_toy_trainer  # noqa: E402
@@ -109,7 +109,7 @@ def describe(device: str) -> dict:
         info.update(device=torch.cuda.get_device_name(0), capability=f"{props.major}.{props.minor}",
                     gpu_memory_gb=round(props.total_memory / 2**30, 1))
     else:
-        info["device"] = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        info["device"] = f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
     return info
 
 

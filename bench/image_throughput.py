@@ -151,8 +151,8 @@ def bench(loss: str, args: argparse.Namespace) -> dict:
 def device_name(device: str) -> str:
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    import platform
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    from machine import cpu_model
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 
@@ -29,18 +28,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from explorer.process import configure  # noqa: E402
 
 configure(threads=1)    # the sequential runs get what every worker gets: one torch thread
+from machine import cpu_model  # noqa: E402
+
 from explorer.sweep import grid_configs, run_sweep, train_one  # noqa: E402
 from explorer.toy_training import ToyConfig  # noqa: E402
 
 TARGET = 1.15   # ray_s / local_pool_s
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def timed(fn, *args):

@@ -20,6 +20,7 @@ from concurrent.futures import as_completed
 from dataclasses import asdict, fields, replace
 from typing import Callable, Iterator
 
+from explorer.ray_sweep import ADDRESS_ENV  # (that module imports Ray only when a sweep runs on it)
 from explorer.toy_training import ToyConfig, train_toy
 
 BACKENDS = ("auto", "local", "ray")
@@ -65,7 +66,7 @@ def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if backend == "auto":
-        return "ray" if os.environ.get("EXPLORER_RAY_ADDRESS") else "local"
+        return "ray" if os.environ.get(ADDRESS_ENV) else "local"
     return backend
 
 

@@ -170,7 +170,6 @@ def state_label(state: str, step: int | None) -> str:
 
 
 # ----------------------------------------------------------------------------- live view
-
 show_raw = cfg.ema > 0 and st.toggle(
     "Show the trained generator's own samples", key="img_raw",
     help="The grid and every number come from the averaged generator (EMA of the weights); this shows the "
