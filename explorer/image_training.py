@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from explorer.images import ImageSource, image_grid, make_image_source
 from explorer.metrics import diversity, sliced_w
 from explorer.models import DCGANCritic, DCGANGenerator, init_dcgan
 from explorer.precision import resolve_precision
-from explorer.training import TrainConfig, Trainer, resolve_device
+from explorer.training import TrainConfig, Trainer, gaussian_noise, resolve_device
 from explorer.upload_checks import (
     check_contents,
     check_tensors,
@@ -126,6 +127,11 @@ def _networks(cfg: ImageConfig) -> tuple[DCGANGenerator, DCGANCritic]:
             DCGANCritic(cfg.image_size, cfg.channels, cfg.c_features, cfg.c_norm))
 
 
+def real_batch(n: int, source: ImageSource, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """n training images from `source`, drawn with `generator`, on `device`."""
+    return source.sample(n, generator).to(device, non_blocking=True)
+
+
 def make_image_trainer(cfg: ImageConfig, uploads: np.ndarray | None = None,
                        source: ImageSource | None = None) -> Trainer:
     """A generic Trainer with DCGAN networks on the image source cfg.dataset.
@@ -149,14 +155,9 @@ def make_image_trainer(cfg: ImageConfig, uploads: np.ndarray | None = None,
     # Real batches are drawn where the pool lives; an endless (pool-less) source draws on the CPU.
     data_rng = (rng if source.pool is not None or device.type == "cpu"
                 else torch.Generator("cpu").manual_seed(cfg.seed))
-    nz = cfg.latent_dim
-
-    def sample_real(n: int) -> torch.Tensor:
-        return source.sample(n, data_rng).to(device, non_blocking=True)
-
-    def sample_noise(n: int) -> torch.Tensor:
-        return torch.randn(n, nz, generator=rng, device=device)
-
+    # Partials, not closures: a copy of the trainer (explorer/fork.py) then copies their generators.
+    sample_real = partial(real_batch, source=source, generator=data_rng, device=device)
+    sample_noise = partial(gaussian_noise, dim=cfg.latent_dim, generator=rng, device=device)
     trainer = Trainer(cfg, G, C, sample_real, sample_noise, rng=rng, amp=amp)
     trainer.source = source
     return trainer

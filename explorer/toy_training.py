@@ -10,6 +10,7 @@ import csv
 import json
 import textwrap
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +27,7 @@ from explorer.losses import interpolates
 from explorer.metrics import mode_stats, w1_exact, w1_floor
 from explorer.models import MLPCritic, MLPGenerator, init_linear
 from explorer.toy_data import make_source, parse_points_csv
-from explorer.training import TrainConfig, Trainer, resolve_device
+from explorer.training import TrainConfig, Trainer, gaussian_noise, resolve_device
 from explorer.upload_checks import check_contents, largest_checkpoint_bytes, meta_networks, upload_config, upload_limits
 
 FINAL_SAMPLES = 1024   # samples for a headless run's final W1 / modes / high-quality numbers
@@ -107,12 +108,10 @@ def make_toy_trainer(cfg: ToyConfig, points: np.ndarray | None = None) -> Traine
         G, C = (init_linear(net, init_rng) for net in _networks(cfg))
     device = resolve_device(cfg.device)
     rng = torch.Generator(device).manual_seed(cfg.seed)
-    dim = cfg.noise_dim
-
-    def sample_noise(n: int) -> torch.Tensor:
-        return torch.randn(n, dim, generator=rng, device=device)
-
-    trainer = Trainer(cfg, G, C, lambda n: source.sample(n, rng), sample_noise, rng=rng)
+    # Partials of methods and functions, not closures: a copy of the trainer (explorer/fork.py) then
+    # copies the generator they draw from.
+    sample_noise = partial(gaussian_noise, dim=cfg.noise_dim, generator=rng, device=device)
+    trainer = Trainer(cfg, G, C, partial(source.sample, generator=rng), sample_noise, rng=rng)
     trainer.source = source
     return trainer
 

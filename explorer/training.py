@@ -104,6 +104,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def gaussian_noise(n: int, dim: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """z ~ N(0, I): an (n, dim) tensor on `device`, drawn from `generator` (a generator's noise)."""
+    return torch.randn(n, dim, generator=generator, device=device)
+
+
 class Diverged(RuntimeError):
     """A loss or weight became NaN/inf; the trainer has rolled back to its last good state."""
 
