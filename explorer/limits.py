@@ -105,6 +105,15 @@ def release_slot(key: int) -> None:
         _RUNNING.discard(key)
 
 
+def transfer_slot(old: int, new: int) -> None:
+    """Hand `old`'s training slot to `new` (a run changing hands: becoming shared, or private again);
+    nothing when `old` holds none."""
+    with _CAP_LOCK:
+        if old in _RUNNING:
+            _RUNNING.discard(old)
+            _RUNNING.add(new)
+
+
 def enqueue(key: int) -> int:
     """Put `key` at the back of the queue (where it already is, if queued); its place, 1-based."""
     with _CAP_LOCK:

@@ -126,6 +126,10 @@ class Link:
 
     def request(self, message: tuple, timeout: float | None = START_TIMEOUT_S) -> Any:
         """Send a message whose last item is a request id; wait for the reply and return its value."""
+        return self.ask(message).result(timeout)
+
+    def ask(self, message: tuple) -> Future:
+        """Send a message whose last item is a request id; its reply will be the Future's result."""
         future: Future = Future()
         req = message[-1]
         with self._lock:
@@ -136,7 +140,7 @@ class Link:
             with self._lock:
                 self.waiting.pop(req, None)
             raise
-        return future.result(timeout)
+        return future
 
     def submit(self, fn: Callable, args: tuple) -> Job:
         req = self.pool.next_id()
@@ -281,6 +285,19 @@ class Pool:
     def submit(self, fn: Callable, *args: Any) -> Job:
         """Start fn(*args) in a worker; a generator's items arrive as the Job's updates."""
         return self.place().submit(fn, args)
+
+    def held_runs(self, timeout: float = START_TIMEOUT_S) -> dict[int, str]:
+        """Every run the workers hold, run id -> state ("running" ones are computing), as the workers
+        themselves count them."""
+        with self._lock:
+            links = [link for link in self._links if link is not None and link.alive]
+        held: dict[int, str] = {}
+        for link in links:
+            try:
+                held.update(link.request(("runs", self.next_id()), timeout))
+            except WorkerDied:   # gone meanwhile: it holds nothing
+                pass
+        return held
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -13,6 +13,12 @@ by memory; beyond it a Start waits its turn in a queue, state "queued", and the 
 training-time cap per run (EXPLORER_MAX_SECONDS, enforced by the worker), a run nobody looks at
 pauses (EXPLORER_IDLE_PAUSE_S) and later is released from its worker (EXPLORER_IDLE_STOP_S), and a
 visitor's budget of runs started a minute (`budget`, EXPLORER_RUNS_PER_MIN).
+
+A session given a run key (explorer/run_key.py) shares: its Start joins the run another visitor
+trains with the same key, if there is one, or lists its own for others to join
+(explorer/shared_runs.py). Every verb that would change a shared run (a hot update, a step, a pause,
+the idle pause, a stop) first gives this session a private copy of it at its current step
+(`_go_private`); a session without a key trains alone, as before.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterable
 
+from explorer import shared_runs
 from explorer.limits import (  # noqa: F401
     VisitorBudget,
     acquire_slot,
@@ -39,6 +46,7 @@ from explorer.limits import (  # noqa: F401
     wait_estimate_s,
 )
 from explorer.pool import Pool, WorkerDied, get_pool
+from explorer.run_key import with_updates
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 120.0   # a step or call waits at most this long (a first answer waits for torch's import)
@@ -52,7 +60,8 @@ class Session:
     snapshot_fn(trainer) turns the trainer into something drawable (plain arrays and floats); the
     worker calls it every `snapshot_every_s` seconds while training. still_snapshot_fn, if given,
     replaces it when the run stands still (after a manual step, on pause, at the end): the moment a
-    user reads the numbers, so costly ones can be forced fresh.
+    user reads the numbers, so costly ones can be forced fresh. key: what the factory builds
+    (explorer/run_key.py), to share its run with other sessions of the same key; None trains alone.
     """
 
     def __init__(self, trainer_factory: Callable[[], Any] | None, snapshot_fn: Callable[[Any], Any], *,
@@ -60,7 +69,8 @@ class Session:
                  idle_stop_s: float | None = None, steps_per_tick: int | None = None,
                  tick_s: float = 0.1, snapshot_every_s: float = 0.3, snapshot_share: float = 0.1,
                  max_frames: int = 60, max_log: int = 2000, hot_fields: Iterable[str] | None = None,
-                 still_snapshot_fn: Callable[[Any], Any] | None = None, pool: Pool | None = None) -> None:
+                 still_snapshot_fn: Callable[[Any], Any] | None = None, pool: Pool | None = None,
+                 key: str | None = None) -> None:
         self._factory, self._snapshot_fn, self._still_fn = trainer_factory, snapshot_fn, still_snapshot_fn
         self._pool = pool
         # Training seconds allowed per run (paused time does not count); without a latest() call for
@@ -80,6 +90,7 @@ class Session:
         self._lock = threading.Condition()          # guards every field below
         self._prepare_lock = threading.Lock()       # one trainer build at a time
         self._clear()
+        self._key = self._base_key = key
         _WATCHED.add(self)
         weakref.finalize(self, forget, id(self))   # a session dropped unclosed gives back its slot and place
 
@@ -98,6 +109,10 @@ class Session:
         self._run_seconds, self._steps_per_s, self._last_poll = 0.0, 0.0, time.monotonic()
         self._idle_pausing = False             # the watchdog asked the worker to pause; no answer yet
         self._before_queue = "idle"            # the state to go back to when a queued run leaves the queue
+        self._shared: Any = None               # the SharedRun watched (None: the run is this session's own)
+        self._key: str | None = None           # what the run is, while others may share it (None: private)
+        self._base_key: str | None = None      # the key given with the factory
+        self._hot_since_key: dict = {}         # hot updates before the first step (they enter the key)
 
     # ------------------------------------------------------------------ what the page reads
     @property
@@ -125,8 +140,9 @@ class Session:
         place = self.queue_place
         if place is None:
             return None
-        remaining = [s.max_seconds - s.run_seconds for s in list(_WATCHED) if s._state == "running"]
-        return wait_estimate_s(place, remaining, self.max_seconds)
+        remaining = {(id(s._link), s._run_id): s.max_seconds - s.run_seconds   # a shared run once
+                     for s in list(_WATCHED) if s._state == "running"}
+        return wait_estimate_s(place, list(remaining.values()), self.max_seconds)
 
     def _queue_message(self) -> str:
         place, wait = self.queue_place, self.wait_estimate_s()
@@ -146,6 +162,17 @@ class Session:
     @property
     def steps_per_s(self) -> float:   # the run's recent speed while it trains (0 otherwise)
         return self._steps_per_s if self._state == "running" else 0.0
+
+    @property
+    def shared_with(self) -> int:
+        """How many other sessions watch this session's run (0: it is this session's own)."""
+        shared = self._shared
+        return shared.others if shared is not None else 0
+
+    @property
+    def run_key(self) -> str | None:
+        """The key others may share this run by; None once it is private (changed, stepped, paused)."""
+        return self._key
 
     @property
     def worker_pid(self) -> int | None:   # the process holding the run (None before it is built)
@@ -216,7 +243,12 @@ class Session:
 
     def start(self) -> bool:
         """Start (or resume) training in the worker, or, with every slot taken, join the queue (state
-        'queued'): the run then starts by itself when its turn comes. False, with .message, if it cannot."""
+        'queued'): the run then starts by itself when its turn comes. False, with .message, if it cannot.
+
+        With a key, joins the run another session trains with that key (no slot, no trainer built), or
+        else lists its own run, once started, for others to join."""
+        if self._join_shared():
+            return True
         self.prepare()
         with self._lock:
             self._last_poll = time.monotonic()
@@ -231,7 +263,10 @@ class Session:
                 self._set_state_locked("queued")
                 return True
             message = self._begin_locked()
-        return self._send(message)
+        sent = self._send(message)
+        if sent:
+            self._offer_to_share()
+        return sent
     resume = start
 
     def _begin_locked(self) -> tuple:
@@ -242,7 +277,10 @@ class Session:
 
     def pause(self, message: str = "", timeout: float = 10.0) -> None:
         """Pause; returns once the worker has stopped and drawn the run at the step where it stopped.
-        A queued run leaves the queue instead."""
+        A queued run leaves the queue instead; a shared run goes on for the others, and this session
+        keeps a private copy paused at the run's current step."""
+        if self._go_private(running=False, message=message):
+            return
         with self._lock:
             if self._state == "queued":
                 self._set_state_locked(self._before_queue, message if self._before_queue == "paused" else "")
@@ -253,35 +291,44 @@ class Session:
         self._request(request, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop for good (the trainer stays in its worker for a checkpoint). Safe to call more than once."""
+        """Stop for good (the trainer stays in its worker for a checkpoint). Safe to call more than once.
+        A shared run goes on for the others: what stops is this session's copy of it."""
+        self._go_private(running=False)
         with self._lock:
             if self._state != "error":
                 self._set_state_locked("stopped", self._message if self._state == "stopped" else "Stopped.")
             self._final = True
-            if self._run_id is None:
+            if self._run_id is None or self._shared is not None:   # still shared: it has ended for all
                 return
             self._seq += 1
             request = ("stop", self._run_id, self._seq, self._message, self._next_req())
         self._request(request, timeout)
 
     def close(self, message: str = "") -> None:
-        """Stop for good and release the run from its worker (a closed tab, a long idle time)."""
+        """Stop for good and release the run from its worker (a closed tab, a long idle time).
+        A shared run goes on for the others; the last to close it ends it."""
+        left = self._leave_shared()
         with self._lock:
             if self._state != "error":
                 self._set_state_locked("stopped", message or self._message or "Stopped.")
             self._final = True
-            link, run_id = self._link, self._run_id
-            self._link = _RELEASED if link is not None else None
+            link, run_id = (None, None) if left else (self._link, self._run_id)
+            self._link = _RELEASED if self._link is not None else None
         self._release(link, run_id)
 
-    def reset(self, trainer_factory: Callable[[], Any] | None = None) -> None:
-        """Release the run and forget every snapshot; the next start builds a fresh trainer."""
+    def reset(self, trainer_factory: Callable[[], Any] | None = None, key: str | None = None) -> None:
+        """Release the run and forget every snapshot; the next start builds a fresh trainer (or, with
+        the key of what trainer_factory builds, joins the run another session trains with that key).
+        Without a key the next run is private, even for the same factory: a visitor who resets means
+        to start again at step 0. A shared run goes on for the others."""
+        left = self._leave_shared()
         with self._lock:
-            link, run_id = self._link, self._run_id
+            link, run_id = (None, None) if left else (self._link, self._run_id)
             forget(id(self))
             if trainer_factory is not None:
                 self._factory = trainer_factory
             self._clear()
+            self._key = self._base_key = key
         self._release(link, run_id)
 
     def update(self, **hot: Any) -> None:
@@ -291,7 +338,12 @@ class Session:
             if unknown:
                 raise ValueError(f"{', '.join(unknown)} cannot change during a run; only "
                                  f"{', '.join(self.hot_fields)} can. Reset to change the others.")
+        if self._go_private(running=self._state == "running", hot=hot):
+            return
         with self._lock:
+            if self._key is not None:   # not trained yet: what it is now includes these settings
+                self._hot_since_key = {**self._hot_since_key, **hot}
+                self._key = with_updates(self._base_key, self._hot_since_key)
             if self._run_id is None:
                 self._pending.update(hot)
                 return
@@ -299,11 +351,15 @@ class Session:
         self._send(message)
 
     def step(self, n: int = 1, timeout: float = REQUEST_TIMEOUT_S) -> Any:
-        """Train n steps now (while paused or before Start) and return the new snapshot."""
+        """Train n steps now (while paused or before Start) and return the new snapshot. A run stepped
+        by hand is private from then on (a shared one: this session's copy of it)."""
         with self._lock:
             if self._state == "error" or self._final:
                 self._say_ended_locked()
                 return self._snapshot
+        self._go_private(running=self._state == "running")
+        with self._lock:
+            self._key = None
         self.prepare()
         with self._lock:
             if self._run_id is None or self._link is _RELEASED:
@@ -349,6 +405,100 @@ class Session:
                 self._set_state_locked("error", why)
                 self._final = True
 
+    # ------------------------------------------------------------------ sharing (explorer/shared_runs.py)
+    def _join_shared(self) -> bool:
+        """Watch the run another session trains with this session's key, if there is one; True if so.
+        This session's own step-0 trainer, if built, is released."""
+        with self._lock:
+            key = self._key
+            if key is None or self._shared is not None or self._final or self._state not in ("idle", "queued"):
+                return False
+        shared = shared_runs.find(self._pool or get_pool(), key)
+        return shared is not None and shared.join(self)
+
+    def _watch(self, shared: Any, source: "Session") -> None:
+        """Take up `source`'s view of `shared` (called by SharedRun.join with its lock held)."""
+        with source._lock:
+            view = (source._state, source._message, source._final, source._snapshot, source._snapshot_still,
+                    list(source._frames), list(source._log), source._frame_every, source._next_frame_step,
+                    source._run_seconds, source._steps_per_s)
+        with self._lock:
+            own = (self._link, self._run_id)
+            self._link, self._run_id, self._shared = shared.link, shared.run_id, shared
+            self._seq = max(self._seq, shared.seq)
+            self._pending = {}   # already in the key, so already in the shared run
+            state, message, self._final, self._snapshot, self._snapshot_still, self._frames, self._log, \
+                self._frame_every, self._next_frame_step, self._run_seconds, self._steps_per_s = view
+            self._set_state_locked(state, message)   # leaves the queue, if it was queued
+        self._release(*own)
+
+    def _offer_to_share(self) -> None:
+        """List this session's run, just started, as its key's run for others to join; if another run
+        of that key was listed a moment earlier, this one trains privately."""
+        with self._lock:
+            key, link, run_id, seq = self._key, self._link, self._run_id, self._seq
+            if key is None or self._shared is not None or self._state != "running":
+                return
+        if shared_runs.share(self, self._pool or get_pool(), key, link, run_id, seq) is None:
+            with self._lock:
+                self._key = None
+
+    def _go_private(self, running: bool, hot: dict | None = None, message: str = "") -> bool:
+        """Before a change to a shared run: make the run this session's own.
+
+        Alone with it, the session simply keeps it (False: the caller goes on as for a private run).
+        Otherwise the worker copies it at its current step (weights, optimizers, random state,
+        history) and this session watches the copy: training if `running` (or queued for a slot),
+        else paused with `message`, with `hot` applied before its first step; True. True too,
+        changing nothing, when the shared run has ended: there is nothing left to change."""
+        shared = self._shared
+        if shared is None:
+            return False
+        if self._final:
+            return True
+        pool = self._pool or get_pool()
+        new_id, req = pool.next_id(), pool.next_id()
+        with shared.lock:   # no report, join or leave meanwhile
+            if shared.others == 0:
+                shared.hand_over(self)
+                with self._lock:
+                    self._shared = self._key = None
+                return False
+            shared.watchers.discard(self)
+            shared.link.attach(new_id, self)
+            with self._lock:
+                self._shared, self._key, self._run_id, self._idle_pausing = None, None, new_id, False
+                self._seq += 1
+                go = running and acquire_slot(id(self))
+                if running and not go:   # no slot free: the copy waits in the queue, paused
+                    self._before_queue = "paused"
+                    enqueue(id(self))
+                    self._set_state_locked("queued")
+                elif not go:
+                    self._set_state_locked("paused", message)
+                fork = ("fork", shared.run_id, new_id, go, self._seq, dict(hot or {}), message, req)
+            try:
+                answer = shared.link.ask(fork)
+            except WorkerDied as err:
+                answer = None
+                self._end(new_id, str(err))
+        try:
+            if answer is not None:
+                answer.result(REQUEST_TIMEOUT_S)
+        except (RuntimeError, TimeoutError) as err:   # WorkerDied too; a trainer that does not copy
+            self._end(new_id, str(err) or "The worker did not answer in time.")
+        return True
+
+    def _leave_shared(self) -> bool:
+        """Stop watching a shared run (the last watcher ends it); True if this session watched one."""
+        shared = self._shared
+        if shared is None:
+            return False
+        shared.leave(self)
+        with self._lock:
+            self._shared = self._key = None
+        return True
+
     # ------------------------------------------------------------------ housekeeping
     def _check_idle(self, now: float) -> None:
         """Pause a run nobody polls; release it after a long pause; start a queued run whose turn has
@@ -356,20 +506,31 @@ class Session:
         release = False
         with self._lock:
             idle = now - self._last_poll
+            join = self._state == "queued" and self._key is not None and idle < self.idle_pause_s
+            leave = self._state == "running" and self._shared is not None and idle >= self.idle_pause_s
+        idle_message = (f"Paused: nobody has looked at this run for {minutes(self.idle_pause_s)}. "
+                        "Press Resume to continue.")
+        if join and self._join_shared():   # a run of its key started meanwhile: watch it
+            return
+        if leave and self._go_private(running=False, message=idle_message):
+            return
+        with self._lock:
+            idle = now - self._last_poll
             if self._state == "queued":
                 request = self._check_queue_locked(idle)
             elif self._state == "running" and idle >= self.idle_pause_s and not self._idle_pausing:
                 # Not shown as paused before the worker says so, with the picture of where it stopped.
                 self._idle_pausing = True
-                request = self._pause_locked(f"Paused: nobody has looked at this run for "
-                                             f"{minutes(self.idle_pause_s)}. Press Resume to continue.",
-                                             show=False)
+                request = self._pause_locked(idle_message, show=False)
             else:
                 request = None
                 release = (self._state == "paused" and idle >= self.idle_stop_s and self._run_id is not None
                            and self._link is not _RELEASED)
         if request is not None:
-            self._send(request)   # the reply comes to nobody: the watchdog does not wait
+            # The reply comes to nobody: the watchdog does not wait. A queued run that starts now
+            # lists itself for others (its key) once started.
+            if self._send(request) and request[0] == "start":
+                self._offer_to_share()
         elif release:
             self.close(f"Released after {minutes(self.idle_stop_s)} without a viewer; the last "
                        "picture stays. Press Reset to start a new run.")

@@ -10,7 +10,8 @@ What arrives (tuples, first item the verb):
     ("open", run, factory, snapshot_fn, still_fn, options, hot, req)   build factory(), snapshot it
     ("start", run, seq)  ("pause", run, seq, message, req)  ("stop", run, seq, message, req)
     ("update", run, hot)  ("step", run, n, req)  ("call", run, fn, req)  ("close", run)
-    ("job", req, fn, args)  ("cancel", req)  ("exit",)
+    ("fork", run, new_run, running, seq, hot, message, req)   a private copy of run at its step, as new_run
+    ("runs", req)  ("job", req, fn, args)  ("cancel", req)  ("exit",)
 
 What goes back:
 
@@ -18,6 +19,10 @@ What goes back:
                                    when one was taken, its newest snapshot
     ("reply", req, ok, value)      the answer to a request: its result, or the exception it raised
     ("progress", req, value)       a value a generator job yielded
+
+A fork (a visitor leaving a shared run, explorer/shared_runs.py) copies the trainer here, between two
+chunks, so the copy starts exactly where the run stands: same weights, optimizer state, random
+state and history (explorer/fork.py); the run itself goes on as if nothing happened.
 
 Runs that train share the process round robin, one chunk of about `tick_s` seconds each, so more
 runs than workers all progress. Between two chunks the worker reads every message that waits, so
@@ -37,9 +42,9 @@ import time
 from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
+from typing import Any, Callable, Iterator
 
 from explorer.process import configure
-from typing import Any, Callable, Iterator
 
 log = logging.getLogger("explorer.worker")
 SPEED_WINDOW_S = 3.0       # steps/s is measured over about this many seconds of wall time
@@ -50,7 +55,7 @@ class Run:
 
     def __init__(self, run_id: int, trainer: Any, snapshot_fn: Callable, still_fn: Callable, options: dict):
         self.id, self.trainer = run_id, trainer
-        self.snapshot_fn, self.still_fn = snapshot_fn, still_fn
+        self.snapshot_fn, self.still_fn, self.options = snapshot_fn, still_fn, options
         self.max_seconds = float(options.get("max_seconds", 600.0))
         self.tick_s = float(options.get("tick_s", 0.1))
         self.steps_per_tick = options.get("steps_per_tick")        # None: adapt to about tick_s
@@ -62,6 +67,12 @@ class Run:
         self.last_snapshot_t, self.snapshot_cost = 0.0, 0.0
         self.still_step: int | None = None    # step of the newest still snapshot (None: none yet)
         self.speed: deque[tuple[float, int]] = deque()   # (wall time, step) while training
+
+    def copy_as(self, run_id: int, trainer: Any) -> "Run":
+        """This run's settings and clock around `trainer` (a copy of this run's), as run `run_id`."""
+        twin = Run(run_id, trainer, self.snapshot_fn, self.still_fn, self.options)
+        twin.run_seconds, twin.chunk = self.run_seconds, self.chunk
+        return twin
 
     @property
     def step_count(self) -> int:
@@ -161,12 +172,14 @@ class Worker:
             return
         if verb == "open":
             return self.open(key, *message[2:])
+        if verb == "runs":   # what this worker holds, run id -> state (the pool counts runs computing)
+            return self.reply(key, True, {run_id: run.state for run_id, run in self.runs.items()})
         run = self.runs.get(key)
         if verb == "close":
             self.runs.pop(key, None)
             return
         if run is None:   # closed meanwhile (a reset): answer requests so nobody waits
-            req = message[-1] if verb in ("pause", "stop", "step", "call") else None
+            req = message[-1] if verb in ("pause", "stop", "step", "call", "fork") else None
             self.reply(req, False, RuntimeError("This run has been closed."))
             return
         getattr(self, "do_" + verb)(run, *message[2:])
@@ -233,6 +246,26 @@ class Worker:
         except Exception as err:
             return self.reply(req, False, err)
         self.reply(req, True, value)
+
+    def do_fork(self, run: Run, new_id: int, running: bool, seq: int, hot: dict, message: str, req: int) -> None:
+        """Copy `run` as `new_id` at its current step; the copy trains (running) or stands still with
+        `message`, and takes `hot` before its first step. `run` itself is not touched."""
+        from explorer.fork import fork_trainer  # imports torch: only a worker that forks needs it now
+        try:
+            trainer = fork_trainer(run.trainer)
+        except Exception as err:   # something in the trainer that does not copy: say so, keep the run
+            return self.reply(req, False, RuntimeError(f"Could not make your own copy of this run: {err}."))
+        twin = run.copy_as(new_id, trainer)
+        twin.seq, twin.final = seq, run.final
+        twin.state, twin.message = ("running", "") if running else ("paused", message)
+        self.apply(twin, hot)
+        self.runs[new_id] = twin
+        self.turns.append(("run", new_id))
+        if running:
+            self.report(twin)
+        else:
+            self.settle(twin)   # the picture of exactly the step it was copied at
+        self.reply(req, True)
 
     def apply(self, run: Run, hot: dict) -> None:
         if hot:

@@ -149,3 +149,37 @@ class Snap:
 
 def step_snap(trainer) -> Snap:
     return Snap(trainer.step_count)
+
+
+@dataclass
+class MetricSnapshot:
+    step: int
+    lam: float
+    metrics: dict
+
+
+def metric_snap(trainer: FakeTrainer) -> MetricSnapshot:
+    """A snapshot with a metrics dict (so the session keeps a metrics log)."""
+    return MetricSnapshot(trainer.step_count, trainer.cfg.lam, {"lam": trainer.cfg.lam, "pid": os.getpid()})
+
+
+def closure_trainer() -> FakeTrainer:
+    """A trainer holding a closure over a random generator: it cannot be copied faithfully."""
+    import torch
+    trainer, rng = FakeTrainer(), torch.Generator().manual_seed(0)
+    trainer.draw = lambda n: torch.rand(n, generator=rng)
+    return trainer
+
+
+def lam_of(trainer) -> float:
+    return trainer.cfg.lam
+
+
+def wait_for(cond, timeout: float = 10.0) -> bool:
+    """True once cond() is, polling every 10 ms for at most `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()

@@ -15,7 +15,7 @@ import pytest
 from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
-from session_fakes import FakeTrainer, bad_factory, built_at, seen, slow_snap, snap, steps_and_pid, still_snap
+from session_fakes import FakeTrainer, bad_factory, built_at, seen, slow_snap, snap, steps_and_pid, still_snap, wait_for
 
 HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 
@@ -23,15 +23,6 @@ HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 def cfg_field(name: str):
     """A function that pickles and reads trainer.cfg.<name> in the worker."""
     return attrgetter(f"cfg.{name}")
-
-
-def wait_for(cond, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 @pytest.fixture(scope="module")
