@@ -12,11 +12,12 @@ from explorer import grid as Grid
 from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
+from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
 from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import is_live, run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -160,7 +161,7 @@ if error:
     st.stop()
 cold = (mode, repr(cfg))
 if st.session_state.get(P + "cold") != cold:
-    session.reset(factory)
+    session.reset(factory, key=run_key(f"compare:{mode}", cfg))   # the same comparison: one run for all
     st.session_state[P + "cold"] = cold
 
 
@@ -218,6 +219,8 @@ def live_view() -> None:
         st.rerun(scope="app")
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
+    if note := shared_note(session):
+        st.caption(note)
     if snap is None:
         st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
         return

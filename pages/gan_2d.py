@@ -13,6 +13,7 @@ from explorer import charts, plots
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
 from explorer.pool import get_pool
+from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_data import DEFAULT_SPREAD, parse_points_csv
 from explorer.toy_training import (
@@ -27,7 +28,7 @@ from explorer.toy_training import (
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import is_live, run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -111,7 +112,9 @@ def load_uploaded_checkpoint() -> None:
     st.session_state.pop(P + "ckpt_error", None)
     for k, v in values.items():
         st.session_state[P + k] = v
-    st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points, device), found["step"],
+    # Two visitors who resume the same file with the same data and device train one run.
+    key = run_key("toy", replace(DEFAULT, **values), data=points, checkpoint=data)
+    st.session_state[P + "resume"] = (partial(toy_trainer_from_bytes, data, points, device), key, found["step"],
                                       found["note"])
 
 
@@ -220,15 +223,16 @@ if P + "ckpt_error" in st.session_state:
 cold = {**{k: values[k] for k in COLD}, "points": points_digest}
 hot = {k: values[k] for k in HOT_FIELDS}
 if P + "resume" in st.session_state:     # a checkpoint was just loaded: it becomes the run
-    resumed, at_step, note = st.session_state.pop(P + "resume")
-    session.reset(resumed)
+    resumed, key, at_step, note = st.session_state.pop(P + "resume")
+    session.reset(resumed, key=key)
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
     st.success(f"Resumed from the checkpoint at step {at_step:,}. Press Start to go on.")
     if note:
         st.info(note)
 elif st.session_state.get(P + "cold") != cold:
     before, was = st.session_state.get(P + "cold"), session.latest()
-    session.reset(partial(make_toy_trainer, replace(cfg), points))
+    # The key: visitors who press Start on the same settings (and data) watch one run.
+    session.reset(partial(make_toy_trainer, replace(cfg), points), key=run_key("toy", cfg, data=points))
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
     if before is not None and was is not None and was.step > 0:
         changed = ", ".join(k.replace("_", " ") for k in cold if before.get(k) != cold[k])
@@ -276,6 +280,8 @@ def live_view() -> None:
         st.rerun(scope="app")
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
+    if note := shared_note(session):
+        st.caption(note)
     if snap is None:
         st.info("Press Start to train, or Step to go a few steps at a time.")
         return

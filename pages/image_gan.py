@@ -13,12 +13,13 @@ from explorer.image_training import (ImageConfig, describe_image_checkpoint, ima
                                      image_trainer_from_bytes, make_image_trainer, samples_from_checkpoint)
 from explorer.plots import frames_to_gif
 from explorer.pool import get_pool
+from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
 from ui.navigation import run_inside_app_navigation
-from ui.run_controls import is_live, run_buttons, speed, visitor_session
+from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -135,7 +136,8 @@ session = visitor_session("image_gan", new_session)
 st.session_state["img_session"] = session   # tests and teardown reach the run through this
 cold = {k: v for k, v in asdict(cfg).items() if k not in HOT_FIELDS}
 if ss.get("img_cold") != (cold, None if uploads is None else uploads.shape) and not ss.get("img_resumed"):
-    session.reset(partial(make_image_trainer, replace(cfg), uploads))
+    # The key: visitors who press Start on the same settings (and pictures) watch one run.
+    session.reset(partial(make_image_trainer, replace(cfg), uploads), key=run_key("images", cfg, data=uploads))
     ss.img_cold = (cold, None if uploads is None else uploads.shape)
     ss.pop("img_hot", None)
 hot = {k: getattr(cfg, k) for k in HOT_FIELDS}
@@ -187,6 +189,8 @@ def live_view() -> None:
                + (f" — {session.message}" if session.message else ""))
     if state == "error":
         st.error(session.message)
+    if note := shared_note(session):
+        st.caption(note)
     if snap is None:
         st.info("Press Start (or Train 20 steps) to begin.")
         return

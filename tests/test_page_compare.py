@@ -1,10 +1,17 @@
 """The Compare page under AppTest: loads, switches preset and mode, steps, shows panels; no thread left."""
 import time
+from functools import partial
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from explorer import compare as C
+from explorer.run_key import run_key
+from explorer.session import Session
+from explorer.toy_training import ToyConfig
+
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "compare.py")
+MODES = ("Side by side",)   # the page's first mode, the one it opens on
 
 
 def _app() -> AppTest:
@@ -165,3 +172,28 @@ def test_measured_presets_say_what_a_minute_shows_and_runs_start_from_the_recomm
         assert runs[0].ema == ToyConfig.recommended("8gaussians", "gan").ema and runs[0].width == 16
     finally:
         _stop(at)
+
+
+
+def test_the_same_comparison_another_visitor_trains_is_one_run():
+    """The other visitor is a Session of its own (every AppTest in a process is one browser session),
+    made from the comparison the page builds by default with the tiny sizes of _app()."""
+    base = ToyConfig(width=16, depth=1, batch_size=32, seed=0)
+    cfg = C.preset_config(list(C.PRESETS)[0], base, strip_every=200, n=256, grid=64, recommended=True)
+    other = Session(partial(C.make_runs, cfg), C.take_snapshot, key=run_key(f"compare:{MODES[0]}", cfg))
+    at = _app()
+    try:
+        assert other.start()
+        mine = at.session_state["cmp_session"]
+        assert mine.run_key == other.run_key
+        _button(at, "Start").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert mine.state == "running" and mine.shared_with == 1 and mine.worker_pid == other.worker_pid
+        assert any(c.value.startswith("Shared with 1 other visitor") for c in at.caption)
+        _button(at, "Pause").click()
+        at.run()                                          # a pause: a copy of one's own, paused
+        assert mine.state == "paused" and other.state == "running" and other.shared_with == 0
+    finally:
+        _stop(at)
+        other.close()

@@ -4,6 +4,7 @@ Fragments with run_every do not tick inside AppTest: each test clicks, waits bri
 background thread, and calls at.run() again to see the new state. A tiny model keeps it quick.
 """
 import time
+from dataclasses import replace
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
@@ -14,7 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import session as session_mod
 from explorer.checkpoints import checkpoint_bytes
-from explorer.toy_training import ToyConfig, make_toy_trainer
+from explorer.choices import HOT_FIELDS
+from explorer.run_key import run_key
+from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
 from session_fakes import step_snap
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")
@@ -212,3 +215,30 @@ def test_the_page_starts_from_the_recommended_settings_and_can_return_to_them():
         assert at.session_state["g2_n_critic"] == rec.n_critic and not at.exception
     finally:
         session_of(at).close()
+
+
+
+def test_start_on_settings_another_visitor_trains_shows_that_run(app):
+    """AppTest gives every AppTest in a process the same browser session, so the other visitor is a
+    Session of its own, made from the settings the page builds (its key must be the page's)."""
+    cfg = replace(ToyConfig.recommended("8gaussians", "wgan-gp"), width=32, depth=1, batch_size=64, n_critic=1)
+    other = session_mod.Session(partial(make_toy_trainer, cfg), partial(toy_snapshot, grid=16),
+                                key=run_key("toy", cfg), hot_fields=HOT_FIELDS)
+    try:
+        assert other.start()
+        wait_steps(other, 0)
+        at = app()
+        s = session_of(at)
+        assert s.run_key == other.run_key                                # the same settings, the same key
+        at.button[0].click().run()
+        assert not at.exception and s.state == "running" and s.shared_with == 1 == other.shared_with
+        note = [c.value for c in at.caption if c.value.startswith("Shared with 1 other visitor")]
+        assert len(note) == 1 and "your own copy from this step" in note[0]
+        assert s.worker_pid == other.worker_pid and s.latest().step > 0   # the run as it stands
+        at.slider(key="g2_lam").set_value(cfg.lam + 2.0).run()            # a hot change: a copy of one's own
+        assert not at.exception and s.shared_with == 0 == other.shared_with
+        assert s.state == "running" and s.call(attrgetter("cfg.lam")) == cfg.lam + 2.0
+        assert other.state == "running" and other.call(attrgetter("cfg.lam")) == cfg.lam   # goes on as it was
+        assert not any(c.value.startswith("Shared with") for c in at.caption)
+    finally:
+        other.close()

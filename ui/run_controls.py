@@ -62,3 +62,13 @@ def speed(session: Session) -> str:
     n = running_count()
     share = "the only run on this box" if n <= 1 else f"{n} runs share this box"
     return f" · {share}; this one: {session.steps_per_s:.0f} steps/s"
+
+
+def shared_note(session: Session) -> str:
+    """'Shared with 2 other visitors: ...' while others watch the same run, else nothing."""
+    n = session.shared_with
+    if not n:
+        return ""
+    who = "1 other visitor" if n == 1 else f"{n} other visitors"
+    return (f"Shared with {who}: the same settings, so the same run, trained once for all of you. "
+            "Change a setting, step or pause to get your own copy from this step.")
