@@ -232,7 +232,8 @@ def main() -> int:
             for runs in (1, 2):
                 while len(training) < runs:
                     context = browser.new_context(viewport={"width": 1400, "height": 900})
-                    tab = open_page(context, url, "gan_2d")
+                    # Another seed: the same settings would watch the first visitor's run (shared runs).
+                    tab = open_page(context, url, f"gan_2d?seed={len(training) + 100}")
                     wait_step(tab, "gan_2d")
                     training.append(context)
                 for context in training[:runs]:

@@ -15,9 +15,10 @@ along the same stream each generator step.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from explorer.losses import clip_weights, critic_terms, input_grad_norms, interp
 from explorer.metrics import w1_exact
 from explorer.models import MLPCritic, init_linear
 from explorer.toy_data import make_source
-from explorer.toy_training import ToyConfig, ToySnapshot, make_toy_trainer, toy_snapshot
+from explorer.toy_training import NUMBERS_EVERY_S, ToyConfig, ToySnapshot, make_toy_trainer, toy_snapshot
 from explorer.training import Diverged, check_hot, resolve_device
 
 VARIED = ("loss", "lam", "clip", "n_critic", "lr_g", "lr_c", "optimizer")   # what a run may change
@@ -118,6 +119,7 @@ class CompareSnapshot:
     panels: list                # one ToySnapshot per run
     diverged: list              # per run: None, or why it stopped (it stays frozen at its last good state)
     metrics: dict               # per-run lists: w1_exact, w1_floor (for the session's log and chart)
+    measured_at: int | None = None  # the step at which the panels' numbers were measured (None: `step`)
 
 
 class Lockstep:
@@ -126,9 +128,12 @@ class Lockstep:
     Has what a Session drives (.step, .update, .step_count, .cfg); keeps the snapshot strip.
     """
 
-    def __init__(self, trainers: list, labels: list[str], snapshot_fn: Callable[[Any], ToySnapshot],
-                 strip_every: int = 0, strip_max: int = 8):
+    def __init__(self, trainers: list, labels: list[str], snapshot_fn: Callable[..., ToySnapshot],
+                 strip_every: int = 0, strip_max: int = 8, numbers_every_s: float = 0.0):
         self.trainers, self.labels, self.snapshot_fn = trainers, list(labels), snapshot_fn
+        # 0: every snapshot measures its numbers; otherwise snapshot_fn takes toy_snapshot's `measure`,
+        # and every panel is measured in the same snapshot, at most this often (see snapshot()).
+        self.numbers_every_s, self._measured_t = float(numbers_every_s), -float("inf")
         self.cfg = trainers[0].cfg
         self.step_count = 0
         self.diverged: list[str | None] = [None] * len(trainers)
@@ -159,7 +164,7 @@ class Lockstep:
 
     def _strip_frame(self) -> CompareSnapshot:
         """A snapshot without the panels' loss histories: the strip draws fields only."""
-        snap = self.snapshot()
+        snap = self.snapshot(measure=False)
         return replace(snap, panels=[p.as_frame() for p in snap.panels])
 
     def _add_strip_frame(self) -> None:
@@ -173,15 +178,33 @@ class Lockstep:
         for t in self.trainers:
             t.update(**hot)
 
-    def snapshot(self) -> CompareSnapshot:
-        panels = [self.snapshot_fn(t) for t in self.trainers]
+    def snapshot(self, measure: bool | None = None) -> CompareSnapshot:
+        """Every panel's snapshot. With numbers_every_s, measure=None measures the numbers when that
+        long has passed (True: now; False: only where a panel has none yet), for all panels at once,
+        so that their numbers always come from one step."""
+        if not self.numbers_every_s:
+            panels = [self.snapshot_fn(t) for t in self.trainers]
+        else:
+            now = time.monotonic()
+            if measure is None:
+                measure = now - self._measured_t >= self.numbers_every_s
+            if measure:
+                self._measured_t = now
+            panels = [self.snapshot_fn(t, measure=measure) for t in self.trainers]
         metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
-        return CompareSnapshot(self.step_count, list(self.labels), panels, list(self.diverged), metrics)
+        measured = min(p.step if p.measured_at is None else p.measured_at for p in panels)
+        return CompareSnapshot(self.step_count, list(self.labels), panels, list(self.diverged), metrics,
+                               measured_at=measured)
 
 
 def take_snapshot(runs: Lockstep) -> CompareSnapshot:
-    """runs.snapshot(), as a function that pickles (the Compare page's snapshot function)."""
+    """runs.snapshot(), as a function that pickles (the Compare page's live snapshot function)."""
     return runs.snapshot()
+
+
+def take_still_snapshot(runs: Lockstep) -> CompareSnapshot:
+    """A snapshot with every number measured now (the run stands still: a step, a pause, the end)."""
+    return runs.snapshot(measure=True)
 
 
 def strip_frames(runs: Lockstep) -> list[CompareSnapshot]:
@@ -207,7 +230,7 @@ def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
     cfg.validate()
     trainers = [make_toy_trainer(run, points) for run in cfg.run_configs()]
     snap = partial(toy_snapshot, n=cfg.n, grid=cfg.grid)
-    return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max)
+    return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max, numbers_every_s=NUMBERS_EVERY_S)
 
 
 # ---------------------------------------------------------------------- critic only (WGAN-GP Figure 1)

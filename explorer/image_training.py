@@ -248,6 +248,11 @@ class ImageSnapshot:
         """What a kept GIF frame needs: the grids and the step, without the (growing) logs."""
         return replace(self, history=[], metrics_log=[])
 
+    @property
+    def measured_at(self) -> int:
+        """The step at which `metrics` were measured (they are re-measured every few seconds)."""
+        return int(self.metrics.get("step", self.step))
+
 
 @torch.no_grad()
 def sample_images(generator: DCGANGenerator, noise: torch.Tensor) -> torch.Tensor:

@@ -605,8 +605,11 @@ class Session:
         self._snapshot, self._snapshot_still = snapshot, still
         step = getattr(snapshot, "step", 0)
         metrics = getattr(snapshot, "metrics", None)
-        if isinstance(metrics, dict) and (not self._log or self._log[-1]["step"] != step):
-            self._log.append({"step": step, **metrics})
+        # A live snapshot may repeat numbers measured at an earlier step: they are logged once, there.
+        measured = getattr(snapshot, "measured_at", None)
+        measured = step if measured is None else measured
+        if isinstance(metrics, dict) and (not self._log or self._log[-1]["step"] != measured):
+            self._log.append({**metrics, "step": measured})
             if len(self._log) > self.max_log:   # thin evenly: keep every other record
                 self._log = self._log[::2]
         if self._frames and step < self._next_frame_step:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import textwrap
+import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,9 @@ from explorer.training import TrainConfig, Trainer, gaussian_noise, resolve_devi
 from explorer.upload_checks import check_contents, largest_checkpoint_bytes, meta_networks, upload_config, upload_limits
 
 FINAL_SAMPLES = 1024   # samples for a headless run's final W1 / modes / high-quality numbers
+# A live snapshot (measure=None) re-measures its numbers at most this often: on the 2-D page's
+# defaults (64 x 64 lattice, 256 points, one CPU thread) a frame costs ~12 ms, its numbers ~16 ms more.
+NUMBERS_EVERY_S = 1.0
 # Published mode-collapse results on the same data (dataset, spread): what the page and
 # bench/toy_quality.py print beside a run's own modes and high-quality share.
 PUBLISHED_QUALITY = {
@@ -190,18 +194,26 @@ class ToySnapshot:
     centres: np.ndarray | None = field(default=None)  # (k, 2) mode centres, if the source has them
     lipschitz: dict | None = None  # explorer/lipschitz.py's lipschitz_stats: per-layer norms, weights, diagnosis
     fake_raw: np.ndarray | None = None  # (n, 2) the trained generator's points when `fake` is the averaged one's
+    measured_at: int | None = None  # the step at which `metrics` and `lipschitz` were measured (None: `step`)
 
     def as_frame(self) -> "ToySnapshot":
         """This snapshot without its history: what Session keeps per GIF frame (~130 KB, not MBs)."""
         return replace(self, history=[])
 
 
-def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz: bool = True) -> ToySnapshot:
-    """Everything one frame needs: the critic's lattice in chunks, then one pass at 3n points, and
-    (lipschitz) the critic's Lipschitz health from one more pass at 2n (explorer/lipschitz.py).
+def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz: bool = True,
+                 measure: bool | None = True) -> ToySnapshot:
+    """Everything one frame needs: the critic's lattice in chunks, then one pass at 2n points (3n
+    when the numbers are measured), and (lipschitz) the critic's Lipschitz health from one more
+    pass at 2n (explorer/lipschitz.py).
 
     source: the run's data source (default trainer.source), so partial(toy_snapshot, grid=64) is a
     snapshot function that pickles (what a worker process needs).
+    measure: True measures the numbers (W1, modes, HQ, the critic's estimate, the norms on
+    interpolates, Lipschitz health) for this frame; None measures them when NUMBERS_EVERY_S have
+    passed since they last were (a live view: the picture changes every frame, the numbers, about
+    half of a frame's cost, once a second), otherwise the snapshot repeats the last ones and says
+    at which step they were measured (`measured_at`); False never measures if there are some.
 
     The real points and the noise are drawn once per trainer from a private generator, so taking
     snapshots never changes the training's random stream.
@@ -217,16 +229,43 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
         eps_g = torch.Generator().manual_seed(trainer.cfg.seed + 104729)
         trainer.extras[key] = (real, z, eps_g.get_state())
     real, z, eps_state = trainer.extras[key]
+    last = trainer.extras.get(("toy_numbers", n, lipschitz))   # (monotonic time, step, metrics, health)
+    if measure is None:
+        measure = last is None or time.monotonic() - last[0] >= NUMBERS_EVERY_S
+    measure = measure or last is None
     with torch.no_grad():
         fake = G(z)
         raw = trainer.generator(z).cpu().numpy() if G is not trainer.generator else None
-    eps_g = torch.Generator().set_state(eps_state)
-    x_hat = interpolates(real.cpu(), fake.cpu(), eps_g).to(device)
     field_vals, grad_norms = lattice_field(C, lattice(source.lim, grid, device), grid)
-    vals, grads = values_and_grads(C, torch.cat((real, fake, x_hat)))
+    if measure:
+        eps_g = torch.Generator().set_state(eps_state)
+        x_hat = interpolates(real.cpu(), fake.cpu(), eps_g).to(device)
+        vals, grads = values_and_grads(C, torch.cat((real, fake, x_hat)))
+    else:   # the picture only needs the push at the generated points
+        vals, grads = values_and_grads(C, torch.cat((real, fake)))
+    real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
+    if measure:
+        metrics, health = _numbers(trainer, source, real, fake, real_np, fake_np, vals, grads, n, lipschitz)
+        last = (time.monotonic(), trainer.step_count, metrics, health)
+        trainer.extras[("toy_numbers", n, lipschitz)] = last
+    _, measured_at, metrics, health = last
+    return ToySnapshot(
+        step=trainer.step_count, real=real_np, fake=fake_np,
+        field=field_vals, grad_norm_field=grad_norms,
+        push=grads[n:2 * n].cpu().numpy(), lim=float(source.lim),
+        # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
+        # per snapshot cost ~10 MB of short-lived memory each time.
+        history=list(trainer.history), metrics=dict(metrics),
+        centres=None if source.centres is None else np.array(source.centres), lipschitz=health, fake_raw=raw,
+        measured_at=measured_at,
+    )
+
+
+def _numbers(trainer, source, real, fake, real_np, fake_np, vals, grads, n: int,
+             lipschitz: bool) -> tuple[dict, dict | None]:
+    """The snapshot's numbers, from its pass at real, fake and interpolated points (3n)."""
     f_real, f_fake = vals[:n], vals[n:2 * n]
     hat_norms = grads[2 * n:].norm(dim=1)
-    real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
     fake_ok = bool(np.isfinite(fake_np).all())
     metrics = {
         "w1_exact": w1_exact(fake_np, real_np) if fake_ok else float("nan"),
@@ -239,16 +278,9 @@ def toy_snapshot(trainer, source=None, n: int = 256, grid: int = 128, lipschitz:
         metrics["modes"], metrics["hq"] = mode_stats(fake_np, source.centres, source.std)
         metrics["n_modes"] = len(source.centres)
     cfg = trainer.cfg
-    health = lipschitz_stats(C, real, fake, hat_norms.cpu().numpy(), cfg.loss, cfg.lam, cfg.clip) if lipschitz else None
-    return ToySnapshot(
-        step=trainer.step_count, real=real_np, fake=fake_np,
-        field=field_vals, grad_norm_field=grad_norms,
-        push=grads[n:2 * n].cpu().numpy(), lim=float(source.lim),
-        # A shallow copy: trainers never change a record once appended, and copying 10,000 dicts
-        # per snapshot cost ~10 MB of short-lived memory each time.
-        history=list(trainer.history), metrics=metrics,
-        centres=None if source.centres is None else np.array(source.centres), lipschitz=health, fake_raw=raw,
-    )
+    health = lipschitz_stats(trainer.critic, real, fake, hat_norms.cpu().numpy(), cfg.loss, cfg.lam,
+                             cfg.clip) if lipschitz else None
+    return metrics, health
 
 
 # ----------------------------------------------------------------------------- tables

@@ -15,7 +15,7 @@ from explorer.grid import MEMBER_FIELDS
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
-from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
+from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
@@ -40,7 +40,8 @@ FIELD_NAMES = {"lam": "λ (penalty weight)", "clip": "c (weight clip)", "n_criti
 
 def new_session() -> Session:
     """This page's run handle: in a worker process, its 'trainer' steps every panel together."""
-    return Session(None, C.take_snapshot, snapshot_every_s=SNAPSHOT_S, snapshot_share=0.12)
+    return Session(None, C.take_snapshot, snapshot_every_s=SNAPSHOT_S, snapshot_share=0.12,
+                   still_snapshot_fn=C.take_still_snapshot)
 
 
 def floats(text: str) -> tuple:
@@ -173,6 +174,7 @@ try:
 except ValueError as err:
     st.error(str(err))
 live, drawn_state = is_live(session), session.state   # training or queued: views rerun
+page_run()   # this run draws one live frame; the live view's own runs draw the rest
 
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
@@ -214,9 +216,16 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
 
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap, state = next_snapshot(session, P + "shown"), session.state
-    if live and state != drawn_state:
+    if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
+    box = st.empty()
+    for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
+        with box.container():
+            draw_frame(snap, session.state)
+
+
+def draw_frame(snap: C.CompareSnapshot | None, state: str) -> None:
+    """One frame of the live view: the step line and the panels with their numbers."""
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
     if note := shared_note(session):
@@ -224,8 +233,9 @@ def live_view() -> None:
     if snap is None:
         st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
         return
-    st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · colour "
-                f"scale: {scale}")
+    measured = snap.step if snap.measured_at is None else snap.measured_at   # numbers: once a second
+    st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · "
+                f"numbers under the panels from step {measured:,} · colour scale: {scale}")
     st.caption(SCALE_SAYS[scale] if not grad_map else "Background: ‖∇f‖ on one scale for every panel, white at 1 "
                "(what the penalty asks for), blue below, red above. Switch the maps off to see the critic's values.")
     if mode == MODES[1]:

@@ -26,7 +26,7 @@ from explorer.toy_training import (
     toy_trainer_from_bytes,
 )
 from ui.budget import admit_upload
-from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
+from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
@@ -80,7 +80,8 @@ def _fmt(value) -> str:
 
 def new_session() -> Session:
     """This page's run handle: the run trains in a worker process; the page draws its snapshots."""
-    return Session(None, partial(toy_snapshot, grid=LIVE_GRID), hot_fields=HOT_FIELDS,
+    # Live frames re-measure their numbers once a second (measure=None); a still frame measures them.
+    return Session(None, partial(toy_snapshot, grid=LIVE_GRID, measure=None), hot_fields=HOT_FIELDS,
                    snapshot_every_s=SNAPSHOT_S, still_snapshot_fn=partial(toy_snapshot, grid=STILL_GRID))
 
 
@@ -268,6 +269,7 @@ health_panel = t3.toggle("Lipschitz health panel", key=P + "health",
                          help="‖∇f‖ between the clouds, the gradient at each hidden layer and the critic's "
                               "weights: why weight clipping fails (WGAN-GP paper, section 3).")
 live, drawn_state = is_live(session), session.state   # training or queued: views rerun
+page_run()   # this run draws one live frame; the live view's own runs draw the rest
 # Under the plain GAN the critic is a discriminator, and its output a logit (D = sigmoid of it).
 value_label = "discriminator logit" if values["loss"] == "gan" else "critic value f"
 
@@ -275,9 +277,16 @@ value_label = "discriminator logit" if values["loss"] == "gan" else "critic valu
 # ----------------------------------------------------------------------------- live view
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap, state = next_snapshot(session, P + "shown"), session.state
-    if live and state != drawn_state:   # stopped by itself: redraw buttons and messages
+    if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
+    box = st.empty()
+    for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
+        with box.container():
+            draw_frame(snap, session.state)
+
+
+def draw_frame(snap, state: str) -> None:
+    """One frame of the live view: the landscape and, beside it, the step and the numbers."""
     if session.message:
         (st.error if state == "error" else st.warning)(session.message)
     if note := shared_note(session):
@@ -317,7 +326,9 @@ def live_view() -> None:
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
     if snap.lipschitz:
         right.caption(snap.lipschitz["diagnosis"])
-    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training")
+    measured = snap.step if snap.measured_at is None else snap.measured_at
+    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training · numbers from step "
+                  f"{measured:,} (while training they are measured once a second, the picture every frame)")
 
 
 @st.fragment(run_every=CHART_S if live else None)

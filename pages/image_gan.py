@@ -9,15 +9,21 @@ from explorer import choices as CH
 from explorer.charts import image_metrics_charts, loss_chart
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, IMAGE_OFFER, NORMS
-from explorer.image_training import (ImageConfig, describe_image_checkpoint, image_snapshot,
-                                     image_trainer_from_bytes, make_image_trainer, samples_from_checkpoint)
+from explorer.image_training import (
+    ImageConfig,
+    describe_image_checkpoint,
+    image_snapshot,
+    image_trainer_from_bytes,
+    make_image_trainer,
+    samples_from_checkpoint,
+)
 from explorer.plots import frames_to_gif
 from explorer.pool import get_pool
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
-from ui.live import CHART_S, FRAME_S, curves_note, next_snapshot
+from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 
@@ -154,6 +160,7 @@ def reset_run() -> None:
 
 can_train = dataset != "upload" or uploads is not None
 live, drawn_state = is_live(session), session.state   # training or queued: views rerun
+page_run()   # this run draws one live frame; the live view's own runs draw the rest
 run_buttons(session, "img_", step_n=20, step_label="Train 20 steps", reset=reset_run, can_train=can_train,
             pause_message="Paused.")
 
@@ -181,26 +188,37 @@ show_raw = cfg.ema > 0 and st.toggle(
 
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    snap = next_snapshot(session, "img_shown")
-    state = session.state
-    if live and state != drawn_state:   # stopped by itself: redraw the buttons too
+    if live and session.state != drawn_state:   # stopped by itself: redraw the buttons too
         st.rerun(scope="app")
-    st.caption(f"State: **{state_label(state, snap.step if snap is not None else None)}**"
-               + (f" — {session.message}" if session.message else ""))
-    if state == "error":
-        st.error(session.message)
-    if note := shared_note(session):
-        st.caption(note)
-    if snap is None:
-        st.info("Press Start (or Train 20 steps) to begin.")
-        return
+    caption, error, shared = st.empty(), st.empty(), st.empty()
     left, right = st.columns(2)
-    raw = show_raw and snap.raw_grid is not None
-    whose = " by the trained generator" if raw else " by the averaged generator" if cfg.ema > 0 else ""
-    later = " (the trained generator's own grid comes at the next pause)" if show_raw and not raw else ""
-    left.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
-               caption=f"Generated{whose}, fixed noise — step {snap.step}{later}")   # PNG: JPEG blurs digits
-    right.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
+    generated, real, numbers = left.empty(), right.empty(), st.empty()
+    shown = None   # the numbers drawn: they are re-measured every few seconds, not every frame
+    for snap in live_frames(session, "img_shown", live):
+        state = session.state
+        caption.caption(f"State: **{state_label(state, snap.step if snap is not None else None)}**"
+                        + (f" — {session.message}" if session.message else ""))
+        if state == "error":
+            error.error(session.message)
+        note = shared_note(session)
+        shared.caption(note) if note else shared.empty()
+        if snap is None:
+            generated.info("Press Start (or Train 20 steps) to begin.")
+            return
+        raw = show_raw and snap.raw_grid is not None
+        whose = " by the trained generator" if raw else " by the averaged generator" if cfg.ema > 0 else ""
+        later = " (the trained generator's own grid comes at the next pause)" if show_raw and not raw else ""
+        generated.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
+                        caption=f"Generated{whose}, fixed noise — step {snap.step}{later}")   # PNG: JPEG blurs digits
+        real.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
+        if (snap.measured_at, snap.measured_at == snap.step) != shown:
+            with numbers.container():
+                draw_numbers(snap)
+            shown = (snap.measured_at, snap.measured_at == snap.step)
+
+
+def draw_numbers(snap) -> None:
+    """The four numbers, and the step at which they were measured."""
     m = snap.metrics
     c = st.columns(4)
     c[0].metric("Sliced W (generated vs real)", f"{m['sliced_w']:.4f}",
@@ -209,9 +227,8 @@ def live_view() -> None:
     c[2].metric("Diversity (generated)", f"{m['diversity']:.3f}", help="Mean pairwise RMS pixel distance; "
                 "falls towards 0 when the generator collapses.")
     c[3].metric("Diversity (real)", f"{m['diversity_real']:.3f}")
-    measured_at = snap.metrics_log[-1]["step"] if snap.metrics_log else snap.step
-    if measured_at != snap.step:   # metrics are re-measured every few seconds, not every snapshot
-        st.caption(f"These four were measured at step {measured_at:,}; they are re-measured every few "
+    if snap.measured_at != snap.step:   # metrics are re-measured every few seconds, not every snapshot
+        st.caption(f"These four were measured at step {snap.measured_at:,}; they are re-measured every few "
                    "seconds of training.")
 
 

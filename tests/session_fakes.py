@@ -183,3 +183,16 @@ def wait_for(cond, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return cond()
+
+
+@dataclass
+class MeasuredSnapshot:
+    """A live snapshot whose numbers were measured at an earlier step (every 4th), like a toy one's."""
+    step: int
+    measured_at: int
+    metrics: dict
+
+
+def measured_every_4(trainer: FakeTrainer) -> MeasuredSnapshot:
+    at = trainer.step_count - trainer.step_count % 4
+    return MeasuredSnapshot(trainer.step_count, at, {"at": at})

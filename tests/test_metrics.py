@@ -9,6 +9,7 @@ from torch import nn
 from explorer.critic_field import critic_field, critic_push
 from explorer.metrics import mode_stats, w1_exact, w1_floor
 from explorer.toy_data import make_source
+from explorer import compare, toy_training
 from explorer.toy_training import ToyConfig, ToySnapshot, make_toy_trainer, toy_snapshot
 
 
@@ -120,3 +121,37 @@ def test_toy_snapshot_without_modes():
     m = toy_snapshot(t, t.source, n=32, grid=8).metrics
     assert m["modes"] is None and m["hq"] is None and m["n_modes"] is None
     assert math.isfinite(m["w1_exact"])
+
+
+def test_a_live_snapshot_measures_its_numbers_once_a_while(monkeypatch):
+    t = make_toy_trainer(ToyConfig(width=16, depth=2, batch_size=32, device="cpu"))
+    t.step(2)
+    first = toy_snapshot(t, n=64, grid=8, measure=None)           # the first one always measures
+    assert first.measured_at == 2
+    monkeypatch.setattr(toy_training, "NUMBERS_EVERY_S", 1e9)    # not due again
+    t.step(3)
+    live = toy_snapshot(t, n=64, grid=8, measure=None)
+    assert live.step == 5 and live.measured_at == 2 and live.metrics == first.metrics
+    assert live.lipschitz == first.lipschitz
+    assert not np.array_equal(live.fake, first.fake)                # the picture is this step's
+    fresh = toy_snapshot(t, n=64, grid=8)                           # measure=True: now
+    assert fresh.measured_at == 5 and fresh.metrics["w1_exact"] == pytest.approx(w1_exact(fresh.fake, fresh.real))
+    np.testing.assert_array_equal(live.field, fresh.field)
+    np.testing.assert_array_equal(live.push, fresh.push)
+    monkeypatch.setattr(toy_training, "NUMBERS_EVERY_S", 0.0)     # due at once
+    t.step(1)
+    assert toy_snapshot(t, n=64, grid=8, measure=None).measured_at == 6
+
+
+def test_lockstep_measures_every_panel_in_the_same_snapshot(monkeypatch):
+    monkeypatch.setattr(compare, "NUMBERS_EVERY_S", 1e9)
+    base = ToyConfig(width=16, depth=2, batch_size=32, device="cpu")
+    runs = compare.make_runs(compare.preset_config(next(iter(compare.PRESETS)), base, strip_every=0, n=64, grid=8))
+    runs.step(2)
+    assert compare.take_snapshot(runs).measured_at == 2
+    runs.step(3)
+    live = compare.take_snapshot(runs)
+    assert live.step == 5 and {p.measured_at for p in live.panels} == {2} and live.measured_at == 2
+    still = compare.take_still_snapshot(runs)
+    assert {p.measured_at for p in still.panels} == {5} and still.measured_at == 5
+    assert still.metrics["w1_exact"] == [p.metrics["w1_exact"] for p in still.panels]

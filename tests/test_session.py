@@ -15,7 +15,8 @@ import pytest
 from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
-from session_fakes import FakeTrainer, bad_factory, built_at, seen, slow_snap, snap, steps_and_pid, still_snap, wait_for
+from session_fakes import (FakeTrainer, bad_factory, built_at, measured_every_4, seen, slow_snap, snap, steps_and_pid,
+                           still_snap, wait_for)
 
 HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 
@@ -303,3 +304,12 @@ def test_steps_per_s_is_measured_while_running(make):
     assert 50 < s.steps_per_s < 600                          # 2 ms a step: at most 500 steps/s
     s.pause()
     assert s.steps_per_s == 0
+
+
+def test_numbers_measured_at_an_earlier_step_are_logged_once_there(make):
+    s = make(snapshot_fn=measured_every_4)
+    for _ in range(12):
+        s.step(1)
+    log = s.metrics_log()
+    assert [r["step"] for r in log] == [0, 4, 8, 12]   # not one record per snapshot, nor at the snapshot's step
+    assert all(r["at"] == r["step"] for r in log)

@@ -84,6 +84,7 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> tuple[su
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HOME=str(home), EXPLORER_CACHE_DIR=str(tmp / "cache"),
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", PYTHONUNBUFFERED="1")
+    env.pop("EXPLORER_LIVE_LOOP_S", None)   # the page tests' one frame a run (tests/conftest.py): not here
     env.update(extra_env or {})
     log_path = tmp / "streamlit.log"
     log = open(log_path, "wb")
