@@ -2,7 +2,8 @@
 from streamlit.testing.v1 import AppTest
 
 
-def live_page(loop_s: float, state: str, snapshots: int, whole_page: bool = False) -> None:
+def live_page(loop_s: float, state: str, snapshots: int, whole_page: bool = False,
+              page_ran_s_ago: float | None = None) -> None:
     """A page whose fragment draws live_frames of a stand-in session (steps 1, 2, ... as snapshots)."""
     import threading
     import time
@@ -26,6 +27,11 @@ def live_page(loop_s: float, state: str, snapshots: int, whole_page: bool = Fals
     live.LOOP_S = loop_s
     if whole_page:
         live.page_run()
+    if page_ran_s_ago is not None:   # a run of the fragment alone, that long after one of the whole page
+        live.page_run()
+        count, began = st.session_state[live._PAGE_RUN]
+        st.session_state[live._PAGE_RUN] = (count, began - page_ran_s_ago)
+        st.session_state["shown_page_run"] = count
     session = Stand_in()
     box, drawn = st.empty(), []
     started = time.monotonic()
@@ -35,8 +41,10 @@ def live_page(loop_s: float, state: str, snapshots: int, whole_page: bool = Fals
     st.session_state["drawn"], st.session_state["took"] = drawn, time.monotonic() - started
 
 
-def run(loop_s: float, state: str = "running", snapshots: int = 100, whole_page: bool = False) -> AppTest:
-    at = AppTest.from_function(live_page, args=(loop_s, state, snapshots, whole_page), default_timeout=30)
+def run(loop_s: float, state: str = "running", snapshots: int = 100, whole_page: bool = False,
+        page_ran_s_ago: float | None = None) -> AppTest:
+    at = AppTest.from_function(live_page, args=(loop_s, state, snapshots, whole_page, page_ran_s_ago),
+                               default_timeout=30)
     at.run()
     assert not at.exception
     return at
@@ -70,3 +78,8 @@ def test_a_loop_of_zero_draws_one_frame_a_run():
 def test_in_a_run_of_the_whole_page_it_draws_one_frame_and_lets_the_page_finish():
     at = run(loop_s=5.0, whole_page=True)
     assert at.session_state["drawn"] == [1] and at.session_state["took"] < 1.0
+
+
+def test_just_after_a_run_of_the_whole_page_its_own_runs_draw_one_frame_then_loop():
+    assert run(loop_s=2.0, page_ran_s_ago=0.5).session_state["drawn"] == [1]
+    assert len(run(loop_s=2.0, page_ran_s_ago=5.0).session_state["drawn"]) >= 4

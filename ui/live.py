@@ -49,12 +49,14 @@ def curves_note(live: bool) -> str | None:
             "browser time that training could use); Pause brings them up to date.")
 
 
-_PAGE_RUN = "_live_page_run"   # session_state: which full run of the page this is
+_PAGE_RUN = "_live_page_run"   # session_state: (which full run of the page this is, when it began)
+SETTLE_S = 2.0   # after a run of the whole page, live views draw one frame a run for this long
 
 
 def page_run() -> None:
     """Say that the page script runs from the top (call it outside fragments, before the live views)."""
-    st.session_state[_PAGE_RUN] = st.session_state.get(_PAGE_RUN, 0) + 1
+    count = st.session_state.get(_PAGE_RUN, (0, 0.0))[0]
+    st.session_state[_PAGE_RUN] = (count + 1, time.monotonic())
 
 
 def live_frames(session: Any, key: str, live: bool) -> Iterator[Any]:
@@ -70,14 +72,16 @@ def live_frames(session: Any, key: str, live: bool) -> Iterator[Any]:
     the fragment's timer starts the next loop when this one ends.
 
     In a run of the whole page (after page_run(): a click, a slider) the fragment draws one frame, so
-    that the page's run ends with everything below it drawn, and the fragment's timer starts the
-    loop in a run of its own a moment later.
+    that the page's run ends with everything below it drawn; for SETTLE_S after it, the fragment's
+    own runs draw one frame each too (the page is idle between them, as anything that waits for the
+    page to settle after a change expects), and then the loops begin.
     """
-    page = st.session_state.get(_PAGE_RUN)
-    whole_page, st.session_state[key + "_page_run"] = st.session_state.get(key + "_page_run") != page, page
+    count, began = st.session_state.get(_PAGE_RUN, (None, -float("inf")))
+    whole_page = st.session_state.get(key + "_page_run") != count
+    st.session_state[key + "_page_run"] = count
     snap = next_snapshot(session, key)
     yield snap
-    if not live or snap is None or whole_page:
+    if not live or snap is None or whole_page or time.monotonic() - began < SETTLE_S:
         return
     drawn_state, now = session.state, time.monotonic()
     end, wake = now + LOOP_S, now + FRAME_S
