@@ -47,6 +47,7 @@ from explorer.limits import (  # noqa: F401
 )
 from explorer.pool import Pool, WorkerDied, get_pool
 from explorer.run_key import with_updates
+from explorer.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 120.0   # a step or call waits at most this long (a first answer waits for torch's import)
@@ -83,8 +84,7 @@ class Session:
         # a snapshot at most every snapshot_every_s and rarer when slow (at most snapshot_share of the time).
         self.options = {"max_seconds": self.max_seconds, "steps_per_tick": steps_per_tick, "tick_s": tick_s,
                         "snapshot_every_s": snapshot_every_s, "snapshot_share": snapshot_share}
-        self.max_frames = max(2, int(max_frames))   # snapshots kept for the GIF, evenly spread over steps
-        self.max_log = max(2, int(max_log))         # metric records kept (thinned evenly beyond)
+        self._record_size = (max_frames, max_log)   # GIF frames and metric records kept (explorer/run_record.py)
         self.hot_fields = tuple(hot_fields) if hot_fields is not None else None
         self.budget: VisitorBudget | None = None     # the visitor's runs a minute (set by ui/run_controls.py)
         self._lock = threading.Condition()          # guards every field below
@@ -103,9 +103,7 @@ class Session:
         self._snapshot: Any = None
         self._snapshot_still = False           # the snapshot came from still_snapshot_fn
         self._pending: dict[str, Any] = {}     # hot updates made before the run was built
-        self._frames: list[Any] = []           # snapshots for a GIF, bounded
-        self._log: list[dict] = []             # {"step", **snapshot.metrics}, bounded
-        self._frame_every, self._next_frame_step = 1, 0   # GIF frame spacing in steps; doubles when full
+        self._record = RunRecord(*self._record_size)   # GIF frames and the metrics log, bounded
         self._run_seconds, self._steps_per_s, self._last_poll = 0.0, 0.0, time.monotonic()
         self._idle_pausing = False             # the watchdog asked the worker to pause; no answer yet
         self._before_queue = "idle"            # the state to go back to when a queued run leaves the queue
@@ -198,12 +196,12 @@ class Session:
     def frames(self) -> list[Any]:
         """Snapshots kept for an animation (their as_frame() if they have one), oldest first, evenly spaced."""
         with self._lock:
-            return list(self._frames)
+            return list(self._record.frames)
 
     def metrics_log(self) -> list[dict]:
         """One record per snapshot that has a `metrics` dict: {"step": ..., **metrics}, oldest first."""
         with self._lock:
-            return list(self._log)
+            return list(self._record.log)
 
     # ------------------------------------------------------------------ controls
     def prepare(self) -> None:
@@ -420,15 +418,14 @@ class Session:
         """Take up `source`'s view of `shared` (called by SharedRun.join with its lock held)."""
         with source._lock:
             view = (source._state, source._message, source._final, source._snapshot, source._snapshot_still,
-                    list(source._frames), list(source._log), source._frame_every, source._next_frame_step,
-                    source._run_seconds, source._steps_per_s)
+                    source._record.copy(), source._run_seconds, source._steps_per_s)
         with self._lock:
             own = (self._link, self._run_id)
             self._link, self._run_id, self._shared = shared.link, shared.run_id, shared
             self._seq = max(self._seq, shared.seq)
             self._pending = {}   # already in the key, so already in the shared run
-            state, message, self._final, self._snapshot, self._snapshot_still, self._frames, self._log, \
-                self._frame_every, self._next_frame_step, self._run_seconds, self._steps_per_s = view
+            state, message, self._final, self._snapshot, self._snapshot_still, self._record, \
+                self._run_seconds, self._steps_per_s = view
             self._set_state_locked(state, message)   # leaves the queue, if it was queued
         self._release(*own)
 
@@ -603,22 +600,7 @@ class Session:
     def _store_locked(self, snapshot: Any, still: bool = False) -> None:
         """Make `snapshot` the latest; keep it as a GIF frame and its metrics in the log when due."""
         self._snapshot, self._snapshot_still = snapshot, still
-        step = getattr(snapshot, "step", 0)
-        metrics = getattr(snapshot, "metrics", None)
-        # A live snapshot may repeat numbers measured at an earlier step: they are logged once, there.
-        measured = getattr(snapshot, "measured_at", None)
-        measured = step if measured is None else measured
-        if isinstance(metrics, dict) and (not self._log or self._log[-1]["step"] != measured):
-            self._log.append({**metrics, "step": measured})
-            if len(self._log) > self.max_log:   # thin evenly: keep every other record
-                self._log = self._log[::2]
-        if self._frames and step < self._next_frame_step:
-            return
-        self._frames.append(snapshot.as_frame() if hasattr(snapshot, "as_frame") else snapshot)
-        if len(self._frames) > self.max_frames:   # keep every other frame: still evenly spread
-            self._frames = self._frames[::2]
-            self._frame_every *= 2
-        self._next_frame_step = step + self._frame_every
+        self._record.add(snapshot)
 
 
 def _duration(seconds: float) -> str:

@@ -210,7 +210,8 @@ def live_view() -> None:
         later = " (the trained generator's own grid comes at the next pause)" if show_raw and not raw else ""
         generated.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
                         caption=f"Generated{whose}, fixed noise — step {snap.step}{later}")   # PNG: JPEG blurs digits
-        real.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
+        if shown is None:   # the held-out grid is fixed for the run: drawn (and encoded) once a loop
+            real.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
         if (snap.measured_at, snap.measured_at == snap.step) != shown:
             with numbers.container():
                 draw_numbers(snap)
