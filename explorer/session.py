@@ -58,8 +58,9 @@ class Session:
 
     trainer_factory() builds the trainer (anything with .step(n), .update(**hot) and .step_count) in
     the worker; a ValueError it raises about bad settings reaches the caller of prepare/start/step.
-    snapshot_fn(trainer) turns the trainer into something drawable (plain arrays and floats); the
-    worker calls it every `snapshot_every_s` seconds while training. still_snapshot_fn, if given,
+    snapshot_fn(trainer) turns the trainer into something drawable (plain arrays and floats); while
+    training, the worker calls it once latest() has returned the last one and `snapshot_every_s`
+    seconds have passed (every 2 s when nobody reads the run). still_snapshot_fn, if given,
     replaces it when the run stands still (after a manual step, on pause, at the end): the moment a
     user reads the numbers, so costly ones can be forced fresh. key: what the factory builds
     (explorer/run_key.py), to share its run with other sessions of the same key; None trains alone.
@@ -102,6 +103,7 @@ class Session:
         self._final = False                    # stopped for good: stop(), the time cap, a release
         self._snapshot: Any = None
         self._snapshot_still = False           # the snapshot came from still_snapshot_fn
+        self._asked_after: Any = None          # the snapshot after which the worker was asked for a new one
         self._pending: dict[str, Any] = {}     # hot updates made before the run was built
         self._record = RunRecord(*self._record_size)   # GIF frames and the metrics log, bounded
         self._run_seconds, self._steps_per_s, self._last_poll = 0.0, 0.0, time.monotonic()
@@ -185,13 +187,30 @@ class Session:
         again (the worker's snapshots and the page's redraws do not keep step).
         """
         deadline = time.monotonic() + wait_s
+        self._ask_for_next()
         with self._lock:
             self._last_poll = time.monotonic()
             while newer_than is not None and self._snapshot is newer_than and self._state == "running":
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._lock.wait(left):
                     break
-            return self._snapshot
+            snapshot = self._snapshot
+        self._ask_for_next()
+        return snapshot
+
+    def _ask_for_next(self) -> None:
+        """Once per snapshot read while the run trains, ask the worker for the next one (it takes
+        snapshots when asked, explorer/worker.py): while a page draws frame k, frame k + 1 is made."""
+        with self._lock:
+            snapshot, link, run_id = self._snapshot, self._link, self._run_id
+            if snapshot is None or snapshot is self._asked_after or self._state != "running":
+                return
+            self._asked_after = snapshot
+        if link is not None and link is not _RELEASED:
+            try:
+                link.send(("want", run_id))
+            except WorkerDied:   # its reader thread ends the run with the reason
+                pass
 
     def frames(self) -> list[Any]:
         """Snapshots kept for an animation (their as_frame() if they have one), oldest first, evenly spaced."""

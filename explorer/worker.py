@@ -10,6 +10,7 @@ What arrives (tuples, first item the verb):
     ("open", run, factory, snapshot_fn, still_fn, options, hot, req)   build factory(), snapshot it
     ("start", run, seq)  ("pause", run, seq, message, req)  ("stop", run, seq, message, req)
     ("update", run, hot)  ("step", run, n, req)  ("call", run, fn, req)  ("close", run)
+    ("want", run)        a page has drawn the run's newest snapshot: take the next one when due
     ("fork", run, new_run, running, seq, hot, message, req)   a private copy of run at its step, as new_run
     ("runs", req)  ("job", req, fn, args)  ("cancel", req)  ("exit",)
 
@@ -23,6 +24,12 @@ What goes back:
 A fork (a visitor leaving a shared run, explorer/shared_runs.py) copies the trainer here, between two
 chunks, so the copy starts exactly where the run stands: same weights, optimizer state, random
 state and history (explorer/fork.py); the run itself goes on as if nothing happened.
+
+Snapshots follow demand: a training run takes one when a page has asked for it ("want", sent
+when a page draws the newest snapshot) and `snapshot_every_s` have passed, or every
+`unwatched_every_s` when nobody asks (so the GIF frames and the metrics log still fill). A snapshot
+costs the worker 15-35 ms that the same run trained headless does not pay; taken at a fixed rate,
+about one in four was never drawn (the pages redraw every 0.4 s, ui/live.py).
 
 Runs that train share the process round robin, one chunk of about `tick_s` seconds each, so more
 runs than workers all progress. Between two chunks the worker reads every message that waits, so
@@ -48,6 +55,7 @@ from explorer.process import configure
 
 log = logging.getLogger("explorer.worker")
 SPEED_WINDOW_S = 3.0       # steps/s is measured over about this many seconds of wall time
+UNWATCHED_EVERY_S = 2.0    # a training run nobody asks snapshots of still takes one this often
 
 
 class Run:
@@ -61,6 +69,8 @@ class Run:
         self.steps_per_tick = options.get("steps_per_tick")        # None: adapt to about tick_s
         self.snapshot_every_s = float(options.get("snapshot_every_s", 0.3))
         self.snapshot_share = float(options.get("snapshot_share", 0.1))
+        self.unwatched_every_s = float(options.get("unwatched_every_s", UNWATCHED_EVERY_S))
+        self.wanted = True          # a page waits for a snapshot newer than the last one sent
         self.chunk = int(self.steps_per_tick or 1)
         self.state, self.message, self.final, self.seq = "idle", "", False, 0
         self.run_seconds = 0.0
@@ -77,6 +87,12 @@ class Run:
     @property
     def step_count(self) -> int:
         return int(getattr(self.trainer, "step_count", 0))
+
+    def snapshot_interval(self) -> float:
+        """Seconds from the last snapshot to the next while training: snapshot_every_s once a page
+        has asked for one, unwatched_every_s otherwise; never more than snapshot_share of the time."""
+        every = self.snapshot_every_s if self.wanted else max(self.snapshot_every_s, self.unwatched_every_s)
+        return max(every, self.snapshot_cost / self.snapshot_share)
 
     def steps_per_s(self) -> float:
         if self.state != "running" or len(self.speed) < 2:
@@ -223,6 +239,9 @@ class Worker:
         self.settle(run)
         self.reply(req, True)
 
+    def do_want(self, run: Run) -> None:
+        run.wanted = True
+
     def do_update(self, run: Run, hot: dict) -> None:
         self.apply(run, hot)
         self.report(run)
@@ -284,9 +303,9 @@ class Worker:
             run.trainer.step(n)
             dt = time.monotonic() - t0
             now = time.monotonic()
-            if now - run.last_snapshot_t >= max(run.snapshot_every_s, run.snapshot_cost / run.snapshot_share):
+            if now - run.last_snapshot_t >= run.snapshot_interval():
                 snapshot = run.snapshot_fn(run.trainer)
-                run.last_snapshot_t = time.monotonic()
+                run.last_snapshot_t, run.wanted = time.monotonic(), False
                 run.snapshot_cost = run.last_snapshot_t - now
         except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
             return self.fail(run, err)

@@ -63,6 +63,16 @@ def snap(trainer: FakeTrainer) -> FakeSnapshot:
     return FakeSnapshot(trainer.step_count, trainer.cfg.lam, os.getpid())
 
 
+def counted_snap(trainer: FakeTrainer) -> FakeSnapshot:
+    """snap(), counting the snapshots taken in trainer.snapshots_taken."""
+    trainer.snapshots_taken = getattr(trainer, "snapshots_taken", 0) + 1
+    return snap(trainer)
+
+
+def snapshots_taken(trainer: FakeTrainer) -> int:
+    return getattr(trainer, "snapshots_taken", 0)
+
+
 def still_snap(trainer: FakeTrainer) -> FakeSnapshot:
     """A snapshot marked as taken at rest (lam -1)."""
     return FakeSnapshot(trainer.step_count, -1.0, os.getpid())

@@ -15,8 +15,20 @@ import pytest
 from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
-from session_fakes import (FakeTrainer, bad_factory, built_at, measured_every_4, seen, slow_snap, snap, steps_and_pid,
-                           still_snap, wait_for)
+from session_fakes import (
+    FakeTrainer,
+    bad_factory,
+    built_at,
+    counted_snap,
+    measured_every_4,
+    seen,
+    slow_snap,
+    snap,
+    snapshots_taken,
+    steps_and_pid,
+    still_snap,
+    wait_for,
+)
 
 HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 
@@ -92,6 +104,24 @@ def test_a_live_view_can_wait_for_a_snapshot_it_has_not_drawn(make):
     start = time.monotonic()
     assert s.latest(newer_than=paused, wait_s=5.0) is paused   # not training: nothing to wait for
     assert time.monotonic() - start < 1.0
+
+
+def test_snapshots_follow_demand(make):
+    """The worker takes a snapshot when latest() has returned the last one (a page drew it), every
+    snapshot_every_s at most; unread, one every unwatched_every_s (2 s), so frames still fill."""
+    s = make(snapshot_fn=counted_snap, snapshot_every_s=0.05)
+    s.start()
+    assert wait_for(lambda: s.latest() is not None and s.latest().step > 0)
+    before = s.call(snapshots_taken)
+    time.sleep(1.5)                                     # nobody reads: at most one more
+    unread = s.call(snapshots_taken) - before
+    assert unread <= 1, unread
+    drawn, start, draws = s.latest(), time.monotonic(), 0
+    while time.monotonic() - start < 1.5:               # a live view: each draw asks for the next
+        newer = s.latest(newer_than=drawn, wait_s=0.5)
+        draws += newer is not drawn
+        drawn = newer
+    assert draws >= 10, draws                           # ~every 0.05 s plus a chunk, not every 2 s
 
 
 def test_hot_update_applies_at_next_step(make):
