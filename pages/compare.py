@@ -21,7 +21,8 @@ from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_se
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
-SNAPSHOT_S = 0.35      # the worker snapshots every panel at most this often (and at most 12% of its time)
+SNAPSHOT_S = 0.3       # the worker snapshots every panel at most this often (and at most 12% of its time)
+LIVE_GRID = 48         # the critic's lattice per panel while training (64 when it stands still)
 STEP_CLICK = 10        # steps per click on "Step"
 P = "cmp_"             # prefix of this page's session_state keys
 MODES = ("Side by side", "Critic only (WGAN-GP Figure 1)", "Grid", "Gradients with depth (WGAN-GP Figure 1b)")
@@ -102,7 +103,8 @@ try:
             st.caption(C.PRESET_NOTES[preset])
         strip_every = st.number_input("Snapshot strip: a frame every N generator steps", 10, 100_000, 200,
                                       step=10, key=P + "strip_every")
-        cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64, recommended=True)
+        cfg = C.preset_config(preset, base, strip_every=int(strip_every), n=256, grid=64, live_grid=LIVE_GRID,
+                              recommended=True)
         cfg.validate()
         factory = partial(C.make_runs, replace(cfg))
         st.caption("“Identical” means: each run has its own random generator, seeded alike, so runs with "

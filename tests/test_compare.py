@@ -39,6 +39,17 @@ def test_identical_configs_give_identical_frames():
         assert p.metrics["w1_exact"] == first.metrics["w1_exact"]
 
 
+def test_live_frames_use_the_live_lattice_and_still_ones_the_full_one():
+    runs = C.make_runs(small(C.CompareConfig(base=TINY), strip_every=0, live_grid=8))
+    runs.step(3)
+    live, still = C.take_snapshot(runs), C.take_still_snapshot(runs)
+    assert all(p.field.shape == (8, 8) for p in live.panels)
+    assert all(p.field.shape == (12, 12) for p in still.panels)
+    assert np.array_equal(live.panels[0].fake, still.panels[0].fake)   # the same generator, the same noise
+    with pytest.raises(ValueError, match="live_grid"):
+        small(C.CompareConfig(base=TINY), live_grid=4).validate()
+
+
 def test_runs_share_initial_weights_and_data_stream():
     runs = C.make_runs(small(C.preset_config("GAN vs WGAN-GP", TINY), strip_every=0))
     a, b = runs.trainers
