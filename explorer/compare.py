@@ -14,6 +14,7 @@ along the same stream each generator step.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -140,7 +141,9 @@ class Lockstep:
         self.live_grid = live_grid
         # 0: every snapshot measures its numbers; otherwise snapshot_fn takes toy_snapshot's `measure`,
         # and every panel is measured in the same snapshot, at most this often (see snapshot()).
-        self.numbers_every_s, self._measured_t = float(numbers_every_s), -float("inf")
+        # When the numbers were last measured: in a dict, so that a snapshot_view's snapshot (a shallow
+        # copy, drawn in another thread) sets the clock of the runs it views.
+        self.numbers_every_s, self._measured = float(numbers_every_s), {"t": -float("inf")}
         self.cfg = trainers[0].cfg
         self.step_count = 0
         self.diverged: list[str | None] = [None] * len(trainers)
@@ -180,6 +183,15 @@ class Lockstep:
             self.strip = self.strip[::2]
             self.strip_every *= 2
 
+    def snapshot_view(self) -> "Lockstep | None":
+        """The runs as they stand now, for a snapshot drawn in another thread while they train on
+        (Trainer.snapshot_view for each; None if a run's trainer has none: draw in this thread)."""
+        if not all(hasattr(t, "snapshot_view") for t in self.trainers):
+            return None
+        view = copy.copy(self)
+        view.trainers, view.diverged = [t.snapshot_view() for t in self.trainers], list(self.diverged)
+        return view
+
     def update(self, **hot) -> None:
         """Hot change for every run (lam, clip, n_critic, lr_g, lr_c)."""
         for t in self.trainers:
@@ -198,9 +210,9 @@ class Lockstep:
         else:
             now = time.monotonic()
             if measure is None:
-                measure = now - self._measured_t >= self.numbers_every_s
+                measure = now - self._measured["t"] >= self.numbers_every_s
             if measure:
-                self._measured_t = now
+                self._measured["t"] = now
             panels = [fn(t, measure=measure) for t in self.trainers]
         metrics = {k: [p.metrics.get(k) for p in panels] for k in ("w1_exact", "w1_floor", "w_est")}
         measured = min(p.step if p.measured_at is None else p.measured_at for p in panels)

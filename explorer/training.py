@@ -113,6 +113,23 @@ class Diverged(RuntimeError):
     """A loss or weight became NaN/inf; the trainer has rolled back to its last good state."""
 
 
+SNAPSHOT_NETS = ("generator", "critic", "ema_generator")   # what Trainer.snapshot_view copies
+
+
+def _shadow_of(net: nn.Module) -> nn.Module:
+    """A copy of `net` to draw from (no gradients kept)."""
+    shadow = copy.deepcopy(net)
+    for p in shadow.parameters():
+        p.grad = None
+    return shadow
+
+
+def _tensors(net: nn.Module):
+    """Every parameter and buffer of `net`, in a fixed order."""
+    yield from net.parameters()
+    yield from net.buffers()
+
+
 class Trainer:
     """Alternating critic/generator updates for gan, wgan and wgan-gp on any data shape.
 
@@ -151,6 +168,26 @@ class Trainer:
     def eval_generator(self) -> nn.Module:
         """The generator to draw and measure: the averaged one when cfg.ema > 0, else the trained one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def snapshot_view(self) -> "Trainer":
+        """This trainer as it stands now, for a snapshot drawn in another thread while it trains on
+        (explorer/snapshots.py): its networks copied into shadows kept for the purpose (the same
+        weights and batch-norm statistics, bit for bit), its history copied, the rest shared: what a
+        snapshot only reads (cfg, the data source, the step count as it was) or fills (extras, the
+        snapshot functions' caches). A snapshot of the view equals one of the trainer at this step,
+        and one that runs the networks (batch norm in training mode updates its statistics) leaves
+        the trained ones alone."""
+        nets = {name: getattr(self, name) for name in SNAPSHOT_NETS if getattr(self, name) is not None}
+        shadows = self.__dict__.get("_shadows")
+        if shadows is None or shadows.keys() != nets.keys():
+            shadows = self._shadows = {name: _shadow_of(net) for name, net in nets.items()}
+        with torch.no_grad():
+            for name, net in nets.items():
+                for mine, theirs in zip(_tensors(shadows[name]), _tensors(net)):
+                    mine.copy_(theirs)
+        view = copy.copy(self)
+        view.__dict__.update(shadows, history=list(self.history), _shadows=None)
+        return view
 
     @torch.no_grad()
     def _average(self, t: int) -> None:

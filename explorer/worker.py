@@ -30,6 +30,8 @@ when a page draws the newest snapshot) and `snapshot_every_s` have passed, or ev
 `unwatched_every_s` when nobody asks (so the GIF frames and the metrics log still fill). A snapshot
 costs the worker 15-35 ms that the same run trained headless does not pay; taken at a fixed rate,
 about one in four was never drawn (the pages redraw every 0.4 s, ui/live.py).
+A trainer with `snapshot_view()` is drawn from that view in the snapshot thread while the next
+chunk trains (explorer/snapshots.py); other trainers are drawn here, between two chunks.
 
 Runs that train share the process round robin, one chunk of about `tick_s` seconds each, so more
 runs than workers all progress. Between two chunks the worker reads every message that waits, so
@@ -47,11 +49,13 @@ import sys
 import threading
 import time
 from collections import deque
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Iterator
 
 from explorer.process import configure
+from explorer.snapshots import SnapshotThread
 
 log = logging.getLogger("explorer.worker")
 SPEED_WINDOW_S = 3.0       # steps/s is measured over about this many seconds of wall time
@@ -71,6 +75,7 @@ class Run:
         self.snapshot_share = float(options.get("snapshot_share", 0.1))
         self.unwatched_every_s = float(options.get("unwatched_every_s", UNWATCHED_EVERY_S))
         self.wanted = True          # a page waits for a snapshot newer than the last one sent
+        self.snapshot_error: BaseException | None = None   # raised by the snapshot thread's last job
         self.chunk = int(self.steps_per_tick or 1)
         self.state, self.message, self.final, self.seq = "idle", "", False, 0
         self.run_seconds = 0.0
@@ -119,6 +124,7 @@ class Worker:
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.sender = threading.Thread(target=self._send_all, name="explorer-worker-sender", daemon=True)
         self.sender.start()
+        self.snapshots = SnapshotThread()       # live snapshots of views, drawn while training goes on
 
     # ------------------------------------------------------------------ sending
     def send(self, message: tuple) -> None:
@@ -143,7 +149,8 @@ class Worker:
                 return
 
     def close(self) -> None:
-        """Send what is queued, then stop the sender."""
+        """Finish the snapshot in hand, send what is queued, then stop the sender."""
+        self.snapshots.close()
         self.outbox.put(None)
         self.sender.join(5)
 
@@ -181,6 +188,11 @@ class Worker:
 
     def handle(self, message: tuple) -> None:
         verb, key = message[0], message[1]
+        if verb == "want":
+            if key in self.runs:
+                self.runs[key].wanted = True
+            return
+        self.snapshots.wait()   # what a message changes, a snapshot being drawn must not see half of
         if verb == "job":
             return self.start_job(key, *message[2:])
         if verb == "cancel":
@@ -238,9 +250,6 @@ class Worker:
         run.final = True
         self.settle(run)
         self.reply(req, True)
-
-    def do_want(self, run: Run) -> None:
-        run.wanted = True
 
     def do_update(self, run: Run, hot: dict) -> None:
         self.apply(run, hot)
@@ -300,13 +309,20 @@ class Worker:
             run.speed.append((t0, run.step_count))
         snapshot = None
         try:
+            if run.snapshot_error is not None:   # the snapshot thread's last job failed
+                raise run.snapshot_error
             run.trainer.step(n)
             dt = time.monotonic() - t0
             now = time.monotonic()
-            if now - run.last_snapshot_t >= run.snapshot_interval():
-                snapshot = run.snapshot_fn(run.trainer)
-                run.last_snapshot_t, run.wanted = time.monotonic(), False
-                run.snapshot_cost = run.last_snapshot_t - now
+            if now - run.last_snapshot_t >= run.snapshot_interval() and not self.snapshots.busy:
+                view = run.trainer.snapshot_view() if hasattr(run.trainer, "snapshot_view") else None
+                run.last_snapshot_t, run.wanted = now, False
+                if view is not None:
+                    self.snapshots.submit(partial(self.draw_view, run, view, now))
+                else:
+                    snapshot = run.snapshot_fn(run.trainer)
+                    run.last_snapshot_t = time.monotonic()
+                    run.snapshot_cost = run.last_snapshot_t - now
         except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
             return self.fail(run, err)
         run.run_seconds += time.monotonic() - t0
@@ -323,8 +339,20 @@ class Worker:
         if snapshot is not None:
             self.report(run, snapshot)
 
+    def draw_view(self, run: Run, view: Any, began: float) -> None:
+        """In the snapshot thread: draw a live snapshot of `view` (run's trainer as it stood), send it."""
+        try:
+            snapshot = run.snapshot_fn(view)
+        except Exception as err:   # the training loop ends the run with it at its next chunk
+            run.snapshot_error = err
+            return
+        run.last_snapshot_t = time.monotonic()
+        run.snapshot_cost = run.last_snapshot_t - began
+        self.report(run, snapshot)
+
     def settle(self, run: Run) -> None:
         """After a pause or a stop, show the weights as they are now (not a snapshot ago)."""
+        self.snapshots.wait()   # the live snapshot being drawn, if any, arrives before this one
         snapshot = None
         if run.state != "error" and run.still_step != run.step_count:
             try:

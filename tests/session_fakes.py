@@ -5,6 +5,7 @@ functions (the worker imports this module from the test's sys.path).
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -57,6 +58,28 @@ class FakeTrainer:
             if value < 0:
                 raise ValueError(f"{key} must be >= 0")
             setattr(self.cfg, key, value)
+
+
+class ViewTrainer(FakeTrainer):
+    """A FakeTrainer whose snapshots the worker draws from a view in its snapshot thread."""
+
+    def snapshot_view(self) -> "ViewTrainer":
+        view = copy.copy(self)
+        view.origin = self
+        return view
+
+
+def view_snap(view: ViewTrainer) -> FakeSnapshot:
+    """A 50 ms snapshot of a view (or of the trainer itself, as when a run is opened); .lam says
+    which step the run itself had reached when it was done."""
+    time.sleep(0.05)
+    return FakeSnapshot(view.step_count, float(getattr(view, "origin", view).step_count), os.getpid())
+
+
+def broken_view_snap(view: ViewTrainer) -> FakeSnapshot:
+    if view.step_count > 0:
+        raise RuntimeError("could not draw this frame")
+    return snap(view)
 
 
 def snap(trainer: FakeTrainer) -> FakeSnapshot:

@@ -50,6 +50,22 @@ def test_live_frames_use_the_live_lattice_and_still_ones_the_full_one():
         small(C.CompareConfig(base=TINY), live_grid=4).validate()
 
 
+def test_a_view_of_the_runs_draws_what_the_runs_would():
+    runs = C.make_runs(small(C.CompareConfig(base=TINY), strip_every=0))
+    runs.step(3)
+    view = runs.snapshot_view()
+    runs.step(2)                                  # training goes on: the view stays at step 3
+    drawn = C.take_still_snapshot(view)
+    assert drawn.step == 3 and runs.step_count == 5
+    again = C.make_runs(small(C.CompareConfig(base=TINY), strip_every=0))
+    again.step(3)
+    inline = C.take_still_snapshot(again)
+    for p, q in zip(drawn.panels, inline.panels):
+        assert np.array_equal(p.field, q.field) and np.array_equal(p.fake, q.fake)
+        assert p.metrics["w1_exact"] == q.metrics["w1_exact"]
+    assert C.Lockstep(runs.trainers + [object()], ["a", "b", "c"], C.take_snapshot).snapshot_view() is None
+
+
 def test_runs_share_initial_weights_and_data_stream():
     runs = C.make_runs(small(C.preset_config("GAN vs WGAN-GP", TINY), strip_every=0))
     a, b = runs.trainers

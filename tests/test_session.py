@@ -17,7 +17,9 @@ from explorer.pool import Pool
 from explorer.session import Session
 from session_fakes import (
     FakeTrainer,
+    ViewTrainer,
     bad_factory,
+    broken_view_snap,
     built_at,
     counted_snap,
     measured_every_4,
@@ -27,6 +29,7 @@ from session_fakes import (
     snapshots_taken,
     steps_and_pid,
     still_snap,
+    view_snap,
     wait_for,
 )
 
@@ -121,7 +124,31 @@ def test_snapshots_follow_demand(make):
         newer = s.latest(newer_than=drawn, wait_s=0.5)
         draws += newer is not drawn
         drawn = newer
-    assert draws >= 10, draws                           # ~every 0.05 s plus a chunk, not every 2 s
+    assert draws >= 5, draws                            # ~every 0.05 s plus a chunk (0.1 s), not every 2 s
+
+
+def test_a_trainer_with_a_view_is_drawn_while_it_trains_on(make):
+    """Its snapshots come from the worker's snapshot thread: training goes on while one is drawn,
+    and the still snapshot of a pause is the last to arrive (no live frame of an earlier step after it)."""
+    s = make(ViewTrainer, view_snap, still_snapshot_fn=still_snap, snapshot_every_s=0.05, snapshot_share=0.9)
+    s.start()
+    drawn, ahead = s.latest(), []
+    while len(ahead) < 5:
+        drawn = s.latest(newer_than=drawn, wait_s=2.0)
+        if drawn.lam >= 0 and drawn.step > 0:
+            ahead.append(drawn.lam - drawn.step)   # steps the run made while its frame was drawn
+    assert min(ahead) > 0, ahead
+    s.pause()
+    time.sleep(0.3)
+    last = s.latest()
+    assert last.lam == -1.0 and last.step == steps(s)   # the still snapshot, at the step it stopped
+
+
+def test_a_snapshot_that_fails_in_the_thread_ends_the_run_with_its_message(make):
+    s = make(ViewTrainer, broken_view_snap, snapshot_every_s=0.02)
+    s.start()
+    assert wait_for(lambda: s.state == "error", timeout=10)
+    assert "could not draw this frame" in s.message
 
 
 def test_hot_update_applies_at_next_step(make):

@@ -270,3 +270,32 @@ def test_a_short_seeded_run_on_each_dataset_improves_over_its_start(dataset):
     assert last["w1_exact"] < 0.7 * first["w1_exact"]
     if first["modes"] is not None:
         assert last["modes"] > first["modes"] and last["hq"] > first["hq"]
+
+
+def test_a_snapshot_view_is_the_trainer_at_its_step_and_stays_so():
+    """Trainer.snapshot_view: the same weights and batch-norm statistics bit for bit, its own copies
+    (training on does not change them, running them does not change the trained ones)."""
+    from explorer.image_training import ImageConfig, make_image_trainer, sample_images
+    cfg = ImageConfig(dataset="shapes", image_size=28, batch_size=8, g_features=8, c_features=8, ema=0.9, n_metric=16)
+    trainer = make_image_trainer(cfg)
+    trainer.step(2)
+    view = trainer.snapshot_view()
+    assert view.step_count == trainer.step_count and view.history == trainer.history
+    assert view.history is not trainer.history and view.extras is trainer.extras
+    for name in ("generator", "critic", "ema_generator"):
+        mine, theirs = getattr(view, name), getattr(trainer, name)
+        assert mine is not theirs
+        for a, b in zip(list(mine.parameters()) + list(mine.buffers()),
+                        list(theirs.parameters()) + list(theirs.buffers())):
+            assert torch.equal(a, b)
+    kept = [b.clone() for b in trainer.generator.buffers()]
+    noise = torch.randn(4, trainer.cfg.latent_dim)
+    sample_images(view.generator, noise)        # batch norm in training mode: the view's statistics move
+    assert all(torch.equal(a, b) for a, b in zip(kept, trainer.generator.buffers()))
+    before = [p.clone() for p in view.critic.parameters()]
+    trainer.step(2)
+    assert view.step_count == 2 and len(view.history) < len(trainer.history)
+    assert all(torch.equal(a, b) for a, b in zip(before, view.critic.parameters()))
+    again = trainer.snapshot_view()             # the shadows are reused, brought up to date
+    assert again.critic is view.critic
+    assert all(torch.equal(a, b) for a, b in zip(again.critic.parameters(), trainer.critic.parameters()))
