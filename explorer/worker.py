@@ -45,6 +45,7 @@ import os
 import pickle
 import queue
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -79,7 +80,9 @@ class Run:
         self.chunk = int(self.steps_per_tick or 1)
         self.state, self.message, self.final, self.seq = "idle", "", False, 0
         self.run_seconds = 0.0
-        self.last_snapshot_t, self.snapshot_cost = 0.0, 0.0
+        # Seconds the last few snapshots took: their median paces the next (one that measured the
+        # numbers, 5-10x a plain frame, must not hold back the frames after it).
+        self.last_snapshot_t, self.snapshot_costs = 0.0, deque(maxlen=5)
         self.still_step: int | None = None    # step of the newest still snapshot (None: none yet)
         self.speed: deque[tuple[float, int]] = deque()   # (wall time, step) while training
 
@@ -95,9 +98,11 @@ class Run:
 
     def snapshot_interval(self) -> float:
         """Seconds from the last snapshot to the next while training: snapshot_every_s once a page
-        has asked for one, unwatched_every_s otherwise; never more than snapshot_share of the time."""
+        has asked for one, unwatched_every_s otherwise; snapshots of the median recent cost take at
+        most snapshot_share of the time."""
         every = self.snapshot_every_s if self.wanted else max(self.snapshot_every_s, self.unwatched_every_s)
-        return max(every, self.snapshot_cost / self.snapshot_share)
+        cost = statistics.median(self.snapshot_costs) if self.snapshot_costs else 0.0
+        return max(every, cost / self.snapshot_share)
 
     def steps_per_s(self) -> float:
         if self.state != "running" or len(self.speed) < 2:
@@ -314,7 +319,7 @@ class Worker:
             run.trainer.step(n)
             dt = time.monotonic() - t0
             now = time.monotonic()
-            if now - run.last_snapshot_t >= run.snapshot_interval() and not self.snapshots.busy:
+            if not self.snapshots.busy and now - run.last_snapshot_t >= run.snapshot_interval():
                 view = run.trainer.snapshot_view() if hasattr(run.trainer, "snapshot_view") else None
                 run.last_snapshot_t, run.wanted = now, False
                 if view is not None:
@@ -322,7 +327,7 @@ class Worker:
                 else:
                     snapshot = run.snapshot_fn(run.trainer)
                     run.last_snapshot_t = time.monotonic()
-                    run.snapshot_cost = run.last_snapshot_t - now
+                    run.snapshot_costs.append(run.last_snapshot_t - now)
         except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
             return self.fail(run, err)
         run.run_seconds += time.monotonic() - t0
@@ -347,7 +352,7 @@ class Worker:
             run.snapshot_error = err
             return
         run.last_snapshot_t = time.monotonic()
-        run.snapshot_cost = run.last_snapshot_t - began
+        run.snapshot_costs.append(run.last_snapshot_t - began)
         self.report(run, snapshot)
 
     def settle(self, run: Run) -> None:

@@ -307,6 +307,16 @@ def test_diverged_keeps_last_good_snapshot(make):
     assert s.state == "idle" and s.latest() is None
 
 
+def test_one_slow_snapshot_does_not_hold_back_the_frames_after_it():
+    """A snapshot that measured the numbers (5-10x a frame) is one of the recent costs, not the pace."""
+    from explorer.worker import Run
+    run = Run(1, FakeTrainer(), snap, snap, {"snapshot_every_s": 0.3, "snapshot_share": 0.1})
+    run.snapshot_costs.extend([0.012, 0.011, 0.25, 0.013])
+    assert run.snapshot_interval() == 0.3
+    run.snapshot_costs.extend([0.2, 0.2, 0.2])              # slow for good: rarer
+    assert run.snapshot_interval() == pytest.approx(2.0)
+
+
 def test_slow_snapshots_are_taken_less_often(make):
     s = make(snapshot_fn=slow_snap, snapshot_every_s=0.01, snapshot_share=0.1)
     times = []

@@ -12,8 +12,10 @@ the old rates (0.3 s frames, 3 s curves) against these:
     Image GAN  0.51 -> 0.31          0.78 -> 0.91               1.8 -> 2.1
     Compare    -> 0.27               -> 0.94                    -> 2.3
 
-The picture rate does not drop: a worker sends a snapshot about every 0.35-0.4 s (its snapshot
-pause plus the chunk it is in), so a 0.3 s refresh redrew the same snapshot one time in four.
+The picture rate did not drop: a worker sent a snapshot about every 0.35-0.4 s (its snapshot
+pause plus the chunk it is in), so a 0.3 s refresh redrew the same snapshot one time in four. Now
+the worker takes a snapshot when a view has read the last one (explorer/worker.py), so each frame
+drawn here asks for the next, and the worker makes no snapshot nobody draws.
 """
 from __future__ import annotations
 
