@@ -8,25 +8,15 @@ while the next chunk trains: on a machine with a core to spare (one run on a 2-c
 snapshot costs the training a copy of its weights, ~0.5 ms. Torch releases the interpreter lock
 inside its kernels, so the two threads compute at once.
 
-The thread runs SNAPSHOT_NICE steps below the worker's own priority (Linux: nice 19 for a worker at
-10): a spare core draws at full speed, and on a busy box the thread yields to the web server, to the
-visitors' pages and to training (with a 2-D run drawn this way at the worker's own priority, the
-Histograms page took 1.56x its idle time to show its numbers in a second browser, against 1.03-1.43x
-before).
-
 One snapshot at a time per worker. The worker waits for it to finish before it handles any other
 message and before a still snapshot (a pause, a step, the end), so reports keep their order: a
 visitor never sees a live frame arrive after the still one of the step where the run stopped.
 """
 from __future__ import annotations
 
-import os
 import queue
-import sys
 import threading
 from typing import Callable
-
-SNAPSHOT_NICE = 9   # how much lower than the worker's the snapshot thread's priority is (nice, at most 19)
 
 
 class SnapshotThread:
@@ -57,7 +47,6 @@ class SnapshotThread:
         self._thread.join(timeout)
 
     def _loop(self) -> None:
-        lower_this_thread(SNAPSHOT_NICE)
         while True:
             job = self._jobs.get()
             if job is None:
@@ -66,15 +55,3 @@ class SnapshotThread:
                 job()
             finally:
                 self._idle.set()
-
-
-def lower_this_thread(by: int) -> None:
-    """Raise the calling thread's nice value by `by` (at most 19), where the OS does it per thread
-    (Linux: setpriority on the thread's id); elsewhere leave it as it is."""
-    if not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-    except OSError:   # not allowed here: the thread keeps the worker's priority
-        pass

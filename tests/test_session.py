@@ -5,7 +5,6 @@ back with `call`, as a page would.
 """
 import math
 import os
-import sys
 import time
 from functools import partial
 from operator import attrgetter
@@ -381,17 +380,3 @@ def test_numbers_measured_at_an_earlier_step_are_logged_once_there(make):
     log = s.metrics_log()
     assert [r["step"] for r in log] == [0, 4, 8, 12]   # not one record per snapshot, nor at the snapshot's step
     assert all(r["at"] == r["step"] for r in log)
-
-
-def test_the_snapshot_thread_runs_below_the_workers_priority():
-    import threading
-
-    from explorer.snapshots import SNAPSHOT_NICE, SnapshotThread
-    if not sys.platform.startswith("linux"):
-        pytest.skip("per-thread priorities are a Linux feature")
-    seen = []
-    thread = SnapshotThread()
-    thread.submit(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-    assert thread.wait(5)
-    thread.close()
-    assert seen == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + SNAPSHOT_NICE)]
