@@ -56,8 +56,10 @@ def decode_uploads(files: tuple[tuple[str, bytes], ...], size: int, channels: in
 def new_session() -> Session:
     """This page's run handle: the run trains in a worker process; the factory is swapped on Reset."""
     # Sliced W and diversity are re-measured at most every 2 s while training, but always after a
-    # manual step, on pause and at the end, when the user reads them.
-    return Session(None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.3,
+    # manual step, on pause and at the end, when the user reads them. A snapshot at most every 0.2 s:
+    # the worker takes one only when the live view has drawn the last (each 0.4 s), and a training
+    # step here is long (~75 ms), so a later start would often miss the view's next frame.
+    return Session(None, image_snapshot, hot_fields=HOT_FIELDS, snapshot_every_s=0.2,
                    still_snapshot_fn=partial(image_snapshot, force_metrics=True))
 
 
