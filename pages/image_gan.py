@@ -196,14 +196,19 @@ def live_view() -> None:
     left, right = st.columns(2)
     generated, real, numbers = left.empty(), right.empty(), st.empty()
     shown = None   # the numbers drawn: they are re-measured every few seconds, not every frame
+    said = {}      # the lines drawn: a line is sent to the browser again only when it changes
     for snap in live_frames(session, "img_shown", live):
         state = session.state
-        caption.caption(f"State: **{state_label(state, snap.step if snap is not None else None)}**"
-                        + (f" — {session.message}" if session.message else ""))
+        line = (f"State: **{state_label(state, snap.step if snap is not None else None)}**"
+                + (f" — {session.message}" if session.message else ""))
+        if said.get("state") != line:
+            caption.caption(line)
         if state == "error":
             error.error(session.message)
         note = shared_note(session)
-        shared.caption(note) if note else shared.empty()
+        if said.get("shared") != note:
+            shared.caption(note) if note else shared.empty()
+        said.update(state=line, shared=note)
         if snap is None:
             generated.info("Press Start (or Train 20 steps) to begin.")
             return
