@@ -12,6 +12,7 @@ from explorer.toy_training import ToyConfig
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "compare.py")
 MODES = ("Side by side",)   # the page's first mode, the one it opens on
+LIVE_GRID = 48                # the page's lattice per panel while training (pages/compare.py)
 
 
 def _app() -> AppTest:
@@ -179,7 +180,8 @@ def test_the_same_comparison_another_visitor_trains_is_one_run():
     """The other visitor is a Session of its own (every AppTest in a process is one browser session),
     made from the comparison the page builds by default with the tiny sizes of _app()."""
     base = ToyConfig(width=16, depth=1, batch_size=32, seed=0)
-    cfg = C.preset_config(list(C.PRESETS)[0], base, strip_every=200, n=256, grid=64, recommended=True)
+    cfg = C.preset_config(list(C.PRESETS)[0], base, strip_every=200, n=256, grid=64, live_grid=LIVE_GRID,
+                          recommended=True)
     other = Session(partial(C.make_runs, cfg), C.take_snapshot, key=run_key(f"compare:{MODES[0]}", cfg))
     at = _app()
     try:
