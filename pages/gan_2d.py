@@ -343,10 +343,8 @@ def timeline() -> None:
     """Look back: a step slider over the frames the session kept, each drawn as the live view draws
     it, with the numbers logged at or before its step. Only runs of the whole page draw it (moving the
     slider is one), never the live loop, so the run trains on and its live view goes on above."""
-    if not st.toggle("Look back: a timeline over this run's kept frames", key=P + "look_back",
-                     help="Rewind to an earlier step of this run and look again; the run goes on meanwhile."):
-        return
-    moment = look_back(session, P + "tl_step", P + "look_back")
+    moment = look_back(session, P, "Look back: a timeline over this run's kept frames",
+                       "Rewind to an earlier step of this run and look again; the run goes on meanwhile.")
     if moment is None:
         return
     frame = moment.frame

@@ -275,7 +275,7 @@ def test_the_timeline_shows_the_chosen_frame_with_its_logged_numbers_and_goes_ba
     [b for b in at.button if b.label.startswith("Step")][0].click().run()   # a new frame: the choice stays
     assert at.select_slider(key="g2_tl_step").options == ["0", "10", "20", "30"]
     assert metrics_named(at, "Generator step") == ["30", "10"]
-    at.button(key="g2_tl_step_back").click().run()                  # back to live
+    at.button(key="g2_tl_back").click().run()                  # back to live
     assert not at.exception and not at.session_state["g2_look_back"]
     assert metrics_named(at, "Generator step") == ["30"]
 

@@ -14,25 +14,31 @@ import streamlit as st
 from explorer.timeline import Moment, frame_steps, moment_at
 
 
-def look_back(session: Any, key: str, toggle_key: str) -> Moment | None:
-    """The slider over the session's kept frames and a "Back to live" button (it switches toggle_key
-    off); the moment at the chosen step, or None, said in a sentence, while fewer than two are kept.
+def look_back(session: Any, key: str, label: str, help: str) -> Moment | None:
+    """The "Look back" toggle and, while it is on, the slider over the session's kept frames and a
+    "Back to live" button that switches it off: the moment at the chosen step, or None (off, or, said
+    in a sentence, fewer than two frames kept).
 
-    key: the session_state entry of the chosen step. The newest kept frame is chosen first; a step
-    whose frame was thinned away as the run went on becomes the kept frame at or before it."""
+    key: the page's session_state prefix (key + "look_back": the toggle, key + "tl_step": the chosen
+    step). The newest kept frame is chosen first; a step whose frame was thinned away as the run went
+    on becomes the kept frame at or before it."""
+    if not st.toggle(label, key=key + "look_back", help=help):
+        return None
     frames, log = session.frames(), session.metrics_log()
     steps = frame_steps(frames)
     pick, back = st.columns([5, 1], vertical_alignment="bottom")
-    back.button("Back to live", key=key + "_back", on_click=_switch_off, args=(toggle_key,), width="stretch")
+    back.button("Back to live", key=key + "tl_back", on_click=_switch_off, args=(key + "look_back",),
+                width="stretch")
     if len(steps) < 2:
         kept = "one frame is" if steps else "no frame is"
         pick.info(f"Nothing to scrub yet: {kept} kept so far. Train or step the run: it keeps frames as it goes, "
                   "evenly spread over its steps.")
         return None
-    chosen = st.session_state.get(key)
+    chosen = st.session_state.get(key + "tl_step")
     if chosen not in steps:
-        st.session_state[key] = steps[-1] if chosen is None else moment_at(frames, log, chosen).frame.step
-    step = pick.select_slider("Step (of the frames kept so far)", steps, key=key, format_func=lambda s: f"{s:,}")
+        st.session_state[key + "tl_step"] = steps[-1] if chosen is None else moment_at(frames, log, chosen).frame.step
+    step = pick.select_slider("Step (of the frames kept so far)", steps, key=key + "tl_step",
+                              format_func=lambda s: f"{s:,}")
     return moment_at(frames, log, step)
 
 
