@@ -18,6 +18,7 @@ from explorer.toy_training import ToyConfig
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
+from ui.timeline import look_back, now_note
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -179,22 +180,23 @@ live, drawn_state = is_live(session), session.state   # training or queued: view
 page_run()   # this run draws one live frame; the live view's own runs draw the rest
 
 
-def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool) -> None:
-    """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each."""
+def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) -> None:
+    """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each.
+    cache: the prefix of the session_state entries that keep their figures (the live view's, the timeline's)."""
     key = (snap, scale, arrows, grad_map)   # the snapshot itself, not its id(): a freed one's id may come back
-    drawn = st.session_state.get(P + "frame_key")
+    drawn = st.session_state.get(cache + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:   # draw each snapshot once
         size = 2.6 if small else 4.0
-        figures = st.session_state.get(P + "figures") or []   # updated in place: about twice as fast
+        figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
         panels = plots.scaled_panels(snap.panels, scale)
         figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
                                      size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
                                      arrows=arrows, grad_map=grad_map)
                    for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
-        st.session_state[P + "figures"] = figures
-        st.session_state[P + "frames"] = [plots.figure_png(fig) for fig in figures]
-        st.session_state[P + "frame_key"] = key
-    frames = st.session_state[P + "frames"]
+        st.session_state[cache + "figures"] = figures
+        st.session_state[cache + "frames"] = [plots.figure_png(fig) for fig in figures]
+        st.session_state[cache + "frame_key"] = key
+    frames = st.session_state[cache + "frames"]
     for row in range(0, len(frames), columns):
         cols = st.columns(columns)
         for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
@@ -238,14 +240,20 @@ def draw_frame(snap: C.CompareSnapshot | None, state: str) -> None:
     measured = snap.step if snap.measured_at is None else snap.measured_at   # numbers: once a second
     st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · "
                 f"numbers under the panels from step {measured:,} · colour scale: {scale}")
+    draw_snapshot(snap, P)
+
+
+def draw_snapshot(snap: C.CompareSnapshot, cache: str) -> None:
+    """A snapshot's panels as the mode lays them out, with their numbers: the live frame, or a kept one
+    on the timeline. cache: the prefix of the session_state entries that keep its figures."""
     st.caption(SCALE_SAYS[scale] if not grad_map else "Background: ‖∇f‖ on one scale for every panel, white at 1 "
                "(what the penalty asks for), blue below, red above. Switch the maps off to see the critic's values.")
     if mode == MODES[1]:
-        draw_panels(snap, len(cfg.datasets), small=False)
+        draw_panels(snap, len(cfg.datasets), small=False, cache=cache)
         st.caption("Under the panels, exact W1 is between the fixed real and noisy samples: an optimal "
                    "1-Lipschitz critic's estimate reaches it; the GP critic's ‖∇f‖ sits near 1.")
     elif mode in (MODES[2], MODES[3]):
-        draw_panels(snap, min(4, len(snap.panels)), small=True)
+        draw_panels(snap, min(4, len(snap.panels)), small=True, cache=cache)
         if mode == MODES[2]:
             fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
             numbers = {c: st.column_config.NumberColumn(c, format="%.3g") for c in
@@ -254,7 +262,25 @@ def draw_frame(snap: C.CompareSnapshot | None, state: str) -> None:
                          column_config={**{f: FIELD_NAMES[f] for f in fields}, **numbers,
                                         "HQ %": st.column_config.NumberColumn("HQ %", format="%.1f")})
     else:
-        draw_panels(snap, len(snap.panels), small=False)
+        draw_panels(snap, len(snap.panels), small=False, cache=cache)
+
+
+def timeline() -> None:
+    """Look back: a step slider over the frames the session kept, every panel drawn as the live view
+    draws it. Only runs of the whole page draw it (moving the slider is one), never the live loop, so
+    the runs train on and their live view goes on above."""
+    moment = look_back(session, P, "Look back: a timeline over these runs' kept frames",
+                       "Rewind every panel to an earlier step and look again; the runs go on meanwhile.")
+    if moment is None:
+        return
+    frame = moment.frame
+    # The numbers under the panels are the frame's own, measured at its measured_at and logged there:
+    # Compare's log keeps only each run's W1, its floor and the critic's estimate, fewer than a panel shows.
+    measured = frame.step if frame.measured_at is None else frame.measured_at
+    st.markdown(f"**The frame kept at step {frame.step:,}** · numbers under the panels from step {measured:,} · "
+                f"colour scale: {scale}")
+    draw_snapshot(frame, P + "tl_")
+    st.caption(now_note(session))
 
 
 @st.fragment(run_every=CHART_S if live else None)
@@ -279,6 +305,7 @@ def curves() -> None:
 
 
 live_view()
+timeline()
 curves()
 
 # ----------------------------------------------------------------------------- snapshot strip

@@ -29,6 +29,7 @@ from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
+from ui.timeline import look_back, now_note
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -294,19 +295,28 @@ def draw_frame(snap, state: str) -> None:
     if snap is None:
         st.info("Press Start to train, or Step to go a few steps at a time.")
         return
+    right = draw_snapshot(snap, P)
+    measured = snap.step if snap.measured_at is None else snap.measured_at
+    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training · numbers from step "
+                  f"{measured:,} (while training they are measured once a second, the picture every frame)")
+
+
+def draw_snapshot(snap, cache: str):
+    """A snapshot's landscape and, beside it, its step and numbers: the live frame, or a kept one on the
+    timeline. cache: the prefix of the session_state entries that keep its figure. Returns the right column."""
     # Draw each snapshot once. The key holds the snapshot itself, not its id(): a freed snapshot's id
     # may come back for the next one.
     key = (snap, arrows, grad_map, raw)
-    drawn = st.session_state.get(P + "frame_key")
+    drawn = st.session_state.get(cache + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
         shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
         fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
-                                reuse=st.session_state.get(P + "fig"))   # update in place: ~2x faster
-        st.session_state[P + "fig"] = fig
-        st.session_state[P + "frame"], st.session_state[P + "frame_key"] = plots.figure_png(fig), key
+                                reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
+        st.session_state[cache + "fig"] = fig
+        st.session_state[cache + "frame"], st.session_state[cache + "frame_key"] = plots.figure_png(fig), key
     left, right = st.columns([3, 2])
     # PNG as drawn: the default would re-encode every frame as a JPEG (slower, and blurs the contours)
-    left.image(st.session_state[P + "frame"], width="stretch", output_format="PNG")
+    left.image(st.session_state[cache + "frame"], width="stretch", output_format="PNG")
     m = snap.metrics
     right.metric("Generator step", f"{snap.step:,}")
     right.metric("Exact W1 (generated vs real)", sig(m["w1_exact"]),
@@ -326,9 +336,24 @@ def draw_frame(snap, state: str) -> None:
                  help="Where the gradient penalty looks: ~1 under WGAN-GP.")
     if snap.lipschitz:
         right.caption(snap.lipschitz["diagnosis"])
-    measured = snap.step if snap.measured_at is None else snap.measured_at
-    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training · numbers from step "
-                  f"{measured:,} (while training they are measured once a second, the picture every frame)")
+    return right
+
+
+def timeline() -> None:
+    """Look back: a step slider over the frames the session kept, each drawn as the live view draws
+    it, with the numbers logged at or before its step. Only runs of the whole page draw it (moving the
+    slider is one), never the live loop, so the run trains on and its live view goes on above."""
+    moment = look_back(session, P, "Look back: a timeline over this run's kept frames",
+                       "Rewind to an earlier step of this run and look again; the run goes on meanwhile.")
+    if moment is None:
+        return
+    frame = moment.frame
+    shown = frame if moment.record is None else replace(frame, metrics=moment.numbers,
+                                                        measured_at=moment.numbers_step)
+    right = draw_snapshot(shown, P + "tl_")
+    numbers = frame.step if shown.measured_at is None else shown.measured_at
+    right.caption(f"The frame kept at step {frame.step:,}, with the numbers measured at step {numbers:,}. "
+                  + now_note(session))
 
 
 @st.fragment(run_every=CHART_S if live else None)
@@ -361,6 +386,7 @@ def curves() -> None:
 
 
 live_view()
+timeline()
 curves()
 
 

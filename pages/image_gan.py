@@ -26,6 +26,7 @@ from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
+from ui.timeline import look_back, now_note
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -212,17 +213,42 @@ def live_view() -> None:
         if snap is None:
             generated.info("Press Start (or Train 20 steps) to begin.")
             return
-        raw = show_raw and snap.raw_grid is not None
-        whose = " by the trained generator" if raw else " by the averaged generator" if cfg.ema > 0 else ""
-        later = " (the trained generator's own grid comes at the next pause)" if show_raw and not raw else ""
-        generated.image(snap.raw_grid if raw else snap.fake_grid, width="stretch", output_format="PNG",
-                        caption=f"Generated{whose}, fixed noise — step {snap.step}{later}")   # PNG: JPEG blurs digits
+        grid, says = generated_grid(snap, " (the trained generator's own grid comes at the next pause)")
+        generated.image(grid, width="stretch", output_format="PNG", caption=says)   # PNG: JPEG blurs digits
         if shown is None:   # the held-out grid is fixed for the run: drawn (and encoded) once a loop
             real.image(snap.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
         if (snap.measured_at, snap.measured_at == snap.step) != shown:
             with numbers.container():
                 draw_numbers(snap)
             shown = (snap.measured_at, snap.measured_at == snap.step)
+
+
+def generated_grid(snap, missing: str) -> tuple[np.ndarray, str]:
+    """The generated grid to show and its caption (missing: what the caption adds when the trained
+    generator's own grid is asked for but the snapshot has none)."""
+    raw = show_raw and snap.raw_grid is not None
+    whose = " by the trained generator" if raw else " by the averaged generator" if cfg.ema > 0 else ""
+    later = missing if show_raw and not raw else ""
+    return snap.raw_grid if raw else snap.fake_grid, f"Generated{whose}, fixed noise — step {snap.step}{later}"
+
+
+def timeline() -> None:
+    """Look back: a step slider over the grids the session kept, drawn as the live view draws them, with
+    the numbers logged at or before their step. Only runs of the whole page draw it (moving the slider
+    is one), never the live loop, so the run trains on and its live view goes on above."""
+    moment = look_back(session, "img_", "Look back: a timeline over this run's kept samples",
+                       "Rewind to an earlier step of this run and look again; the run goes on meanwhile.")
+    if moment is None:
+        return
+    frame = moment.frame   # a logged record holds its step, as a snapshot's metrics do (measured_at)
+    shown = frame if moment.record is None else replace(frame, metrics=dict(moment.record))
+    left, right = st.columns(2)
+    grid, says = generated_grid(shown, " (the trained generator's own grid was not kept with this frame)")
+    left.image(grid, caption=says, width="stretch", output_format="PNG")
+    right.image(shown.real_grid, caption="Real (held out)", width="stretch", output_format="PNG")
+    draw_numbers(shown)
+    st.caption(f"The frame kept at step {frame.step:,}, with the numbers measured at step {shown.measured_at:,}. "
+               + now_note(session))
 
 
 def draw_numbers(snap) -> None:
@@ -272,6 +298,7 @@ def curves_and_downloads() -> None:
 
 
 live_view()
+timeline()
 curves_and_downloads()
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -199,3 +199,30 @@ def test_the_same_comparison_another_visitor_trains_is_one_run():
     finally:
         _stop(at)
         other.close()
+
+
+def test_the_timeline_shows_every_panel_at_the_chosen_kept_step():
+    at = _app()
+    try:
+        at.toggle(key="cmp_look_back").set_value(True).run()
+        assert not at.exception
+        assert any("Nothing to scrub yet: one frame is kept" in i.value for i in at.info)
+        for _ in range(2):
+            _step(at)
+        session = at.session_state["cmp_session"]
+        assert at.select_slider(key="cmp_tl_step").options == ["0", "10", "20"]
+        at.select_slider(key="cmp_tl_step").set_value(10).run()
+        assert not at.exception
+        text = [m.value for m in at.markdown]
+        assert any(t.startswith("**Step 20**") for t in text)                       # the live view goes on
+        assert any(t.startswith("**The frame kept at step 10** · numbers under the panels from step 10")
+                   for t in text)
+        logged = next(r for r in session.metrics_log() if r["step"] == 10)
+        for w1 in logged["w1_exact"]:   # each panel's exact W1 at step 10, under the kept frame's panels
+            assert sum(f"exact W1 {w1:.3g}" in t for t in text) >= 1
+        assert any("The run is at step 20 now" in c.value for c in at.caption)
+        at.button(key="cmp_tl_back").click().run()
+        assert not at.exception and not at.session_state["cmp_look_back"]
+        assert not any(m.value.startswith("**The frame kept") for m in at.markdown)
+    finally:
+        _stop(at)

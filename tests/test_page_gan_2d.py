@@ -242,3 +242,54 @@ def test_start_on_settings_another_visitor_trains_shows_that_run(app):
         assert not any(c.value.startswith("Shared with") for c in at.caption)
     finally:
         other.close()
+
+
+def metrics_named(at, label: str) -> list[str]:
+    return [m.value for m in at.metric if m.label == label]
+
+
+def test_the_timeline_says_there_is_nothing_to_scrub_with_one_frame(app):
+    at = app()
+    at.toggle(key="g2_look_back").set_value(True).run()
+    assert not at.exception
+    assert any("Nothing to scrub yet: one frame is kept" in i.value for i in at.info)
+    assert metrics_named(at, "Generator step") == ["0"]             # the live frame only
+
+
+def test_the_timeline_shows_the_chosen_frame_with_its_logged_numbers_and_goes_back_to_live(app):
+    at = app()
+    s = session_of(at)
+    for _ in range(2):
+        [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    at.toggle(key="g2_look_back").set_value(True).run()
+    assert not at.exception
+    assert at.select_slider(key="g2_tl_step").options == ["0", "10", "20"]
+    assert metrics_named(at, "Generator step") == ["20", "20"]      # the newest kept frame first
+    at.select_slider(key="g2_tl_step").set_value(10).run()
+    assert not at.exception
+    assert metrics_named(at, "Generator step") == ["20", "10"]      # live above, the kept frame below
+    logged = next(r for r in s.metrics_log() if r["step"] == 10)
+    assert metrics_named(at, "Exact W1 (generated vs real)")[1] == f"{logged['w1_exact']:.3g}"
+    assert any("kept at step 10, with the numbers measured at step 10" in c.value for c in at.caption)
+    assert any("The run is at step 20 now" in c.value for c in at.caption)
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()   # a new frame: the choice stays
+    assert at.select_slider(key="g2_tl_step").options == ["0", "10", "20", "30"]
+    assert metrics_named(at, "Generator step") == ["30", "10"]
+    at.button(key="g2_tl_back").click().run()                  # back to live
+    assert not at.exception and not at.session_state["g2_look_back"]
+    assert metrics_named(at, "Generator step") == ["30"]
+
+
+def test_looking_back_while_the_run_trains_does_not_pause_it(app):
+    at = app()
+    s = session_of(at)
+    [b for b in at.button if b.label.startswith("Step")][0].click().run()
+    at.toggle(key="g2_look_back").set_value(True).run()
+    at.button[0].click().run()                                      # Start
+    assert s.state == "running"
+    at.select_slider(key="g2_tl_step").set_value(0).run()
+    assert not at.exception and s.state == "running"
+    assert metrics_named(at, "Generator step")[1] == "0"
+    before = s.latest().step
+    wait_steps(s, before)
+    assert s.state == "running" and s.latest().step > before
