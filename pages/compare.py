@@ -180,12 +180,12 @@ live, drawn_state = is_live(session), session.state   # training or queued: view
 page_run()   # this run draws one live frame; the live view's own runs draw the rest
 
 
-def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) -> None:
-    """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each.
-    cache: the prefix of the session_state entries that keep their figures (the live view's, the timeline's)."""
+def render_panels(snap: C.CompareSnapshot, small: bool, cache: str) -> list[bytes]:
+    """The panels as PNGs on one colour scale, drawn once per snapshot and view (kept in session_state
+    under the prefix `cache`)."""
     key = (snap, scale, arrows, grad_map)   # the snapshot itself, not its id(): a freed one's id may come back
     drawn = st.session_state.get(cache + "frame_key")
-    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:   # draw each snapshot once
+    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
         size = 2.6 if small else 4.0
         figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
         panels = plots.scaled_panels(snap.panels, scale)
@@ -196,7 +196,13 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) 
         st.session_state[cache + "figures"] = figures
         st.session_state[cache + "frames"] = [plots.figure_png(fig) for fig in figures]
         st.session_state[cache + "frame_key"] = key
-    frames = st.session_state[cache + "frames"]
+    return st.session_state[cache + "frames"]
+
+
+def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) -> None:
+    """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each.
+    cache: the prefix of the session_state entries that keep their figures (the live view's, the timeline's)."""
+    frames = render_panels(snap, small, cache)
     for row in range(0, len(frames), columns):
         cols = st.columns(columns)
         for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
@@ -222,8 +228,11 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) 
 def live_view() -> None:
     if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
-    box = st.empty()
+    box = None   # made at the first frame: till then the last loop's frame stays up, not a blank
     for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
+        if snap is not None:   # the figures first, so the frame on screen is replaced at once
+            render_panels(snap, mode in (MODES[2], MODES[3]), P)
+        box = box or st.empty()
         with box.container():
             draw_frame(snap, session.state)
 

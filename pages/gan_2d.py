@@ -280,8 +280,11 @@ value_label = "discriminator logit" if values["loss"] == "gan" else "critic valu
 def live_view() -> None:
     if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
-    box = st.empty()
+    box = None   # made at the first frame: till then the last loop's frame stays up, not a blank
     for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
+        if snap is not None:
+            render_snapshot(snap, P)   # the figure first, so the frame on screen is replaced at once
+        box = box or st.empty()
         with box.container():
             draw_frame(snap, session.state)
 
@@ -301,11 +304,10 @@ def draw_frame(snap, state: str) -> None:
                   f"{measured:,} (while training they are measured once a second, the picture every frame)")
 
 
-def draw_snapshot(snap, cache: str):
-    """A snapshot's landscape and, beside it, its step and numbers: the live frame, or a kept one on the
-    timeline. cache: the prefix of the session_state entries that keep its figure. Returns the right column."""
-    # Draw each snapshot once. The key holds the snapshot itself, not its id(): a freed snapshot's id
-    # may come back for the next one.
+def render_snapshot(snap, cache: str) -> bytes:
+    """The snapshot's landscape as a PNG, drawn once per snapshot and view (kept in session_state under
+    the prefix `cache`)."""
+    # The key holds the snapshot itself, not its id(): a freed snapshot's id may come back for the next one.
     key = (snap, arrows, grad_map, raw)
     drawn = st.session_state.get(cache + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
@@ -314,9 +316,15 @@ def draw_snapshot(snap, cache: str):
                                 reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
         st.session_state[cache + "fig"] = fig
         st.session_state[cache + "frame"], st.session_state[cache + "frame_key"] = plots.figure_png(fig), key
+    return st.session_state[cache + "frame"]
+
+
+def draw_snapshot(snap, cache: str):
+    """A snapshot's landscape and, beside it, its step and numbers: the live frame, or a kept one on the
+    timeline. cache: the prefix of the session_state entries that keep its figure. Returns the right column."""
     left, right = st.columns([3, 2])
     # PNG as drawn: the default would re-encode every frame as a JPEG (slower, and blurs the contours)
-    left.image(st.session_state[cache + "frame"], width="stretch", output_format="PNG")
+    left.image(render_snapshot(snap, cache), width="stretch", output_format="PNG")
     m = snap.metrics
     right.metric("Generator step", f"{snap.step:,}")
     right.metric("Exact W1 (generated vs real)", sig(m["w1_exact"]),

@@ -1,6 +1,7 @@
 """Image GAN: train a small DCGAN (gan, wgan or wgan-gp) on Shapes, digits or your pictures, live."""
 from dataclasses import asdict, replace
 from functools import partial
+from itertools import chain
 
 import numpy as np
 import streamlit as st
@@ -193,12 +194,14 @@ show_raw = cfg.ema > 0 and st.toggle(
 def live_view() -> None:
     if live and session.state != drawn_state:   # stopped by itself: redraw the buttons too
         st.rerun(scope="app")
+    frames = live_frames(session, "img_shown", live)
+    first = next(frames)   # (it may wait for a new snapshot) till then the last loop's frame stays up
     caption, error, shared = st.empty(), st.empty(), st.empty()
     left, right = st.columns(2)
     generated, real, numbers = left.empty(), right.empty(), st.empty()
     shown = None   # the numbers drawn: they are re-measured every few seconds, not every frame
     said = {}      # the lines drawn: a line is sent to the browser again only when it changes
-    for snap in live_frames(session, "img_shown", live):
+    for snap in chain([first], frames):
         state = session.state
         line = (f"State: **{state_label(state, snap.step if snap is not None else None)}**"
                 + (f" — {session.message}" if session.message else ""))
