@@ -210,8 +210,11 @@ def live_view() -> None:
         if state == "error":
             error.error(session.message)
         note = shared_note(session)
-        if said.get("shared") != note:
-            shared.caption(note) if note else shared.empty()
+        if said.get("shared") != note:   # (an if statement: Streamlit would show a bare expression's value)
+            if note:
+                shared.caption(note)
+            else:
+                shared.empty()
         said.update(state=line, shared=note)
         if snap is None:
             generated.info("Press Start (or Train 20 steps) to begin.")

@@ -34,6 +34,7 @@ def test_page_loads_without_errors():
     assert not at.exception
     assert at.title[0].value == "Image GAN"
     assert any("Press Start" in i.value for i in at.info)
+    assert not at.get("help_info")    # no value of a bare expression shown (Streamlit's magic writes them)
 
 
 def test_precision_offers_auto_first_with_names():
