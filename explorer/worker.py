@@ -104,6 +104,11 @@ class Run:
         cost = statistics.median(self.snapshot_costs) if self.snapshot_costs else 0.0
         return max(every, cost / self.snapshot_share)
 
+    def snapshot_taken(self, began: float) -> None:
+        """A snapshot begun at `began` (time.monotonic()) is done: the next is paced from now."""
+        self.last_snapshot_t = time.monotonic()
+        self.snapshot_costs.append(self.last_snapshot_t - began)
+
     def steps_per_s(self) -> float:
         if self.state != "running" or len(self.speed) < 2:
             return 0.0
@@ -326,8 +331,7 @@ class Worker:
                     self.snapshots.submit(partial(self.draw_view, run, view, now))
                 else:
                     snapshot = run.snapshot_fn(run.trainer)
-                    run.last_snapshot_t = time.monotonic()
-                    run.snapshot_costs.append(run.last_snapshot_t - now)
+                    run.snapshot_taken(now)
         except Exception as err:   # Diverged, or a bug: the page shows the message, not a traceback
             return self.fail(run, err)
         run.run_seconds += time.monotonic() - t0
@@ -351,8 +355,7 @@ class Worker:
         except Exception as err:   # the training loop ends the run with it at its next chunk
             run.snapshot_error = err
             return
-        run.last_snapshot_t = time.monotonic()
-        run.snapshot_costs.append(run.last_snapshot_t - began)
+        run.snapshot_taken(began)
         self.report(run, snapshot)
 
     def settle(self, run: Run) -> None:

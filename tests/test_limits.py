@@ -23,6 +23,7 @@ from explorer import session as session_mod
 from explorer.pool import Pool
 from explorer.session import Session
 from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
+from session_fakes import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 _snapshot = partial(toy_snapshot, n=64, grid=16)
@@ -40,12 +41,7 @@ def pool():
 
 
 def _wait(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return wait_for(predicate, timeout)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from functools import partial
 from operator import attrgetter
@@ -13,6 +12,7 @@ from operator import attrgetter
 import pytest
 import torch
 
+import session_fakes
 from explorer import session as session_mod
 from explorer.checkpoints import checkpoint_bytes, load_checkpoint
 from explorer.pool import Pool, WorkerDied
@@ -24,12 +24,8 @@ TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=1, seed=3)
 
 
 def wait_for(cond, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
+    """session_fakes.wait_for, more patient: workers start slowly on a busy box."""
+    return session_fakes.wait_for(cond, timeout)
 
 
 def gone(pid: int) -> bool:
