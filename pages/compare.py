@@ -18,6 +18,7 @@ from explorer.toy_training import ToyConfig
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
+from ui.slots import Slots
 from ui.timeline import look_back, now_note
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
@@ -199,17 +200,17 @@ def render_panels(snap: C.CompareSnapshot, small: bool, cache: str) -> list[byte
     return st.session_state[cache + "frames"]
 
 
-def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) -> None:
+def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str, slots: Slots) -> None:
     """The panels in rows of `columns`, one colour scale (see the sidebar), metrics under each.
     cache: the prefix of the session_state entries that keep their figures (the live view's, the timeline's)."""
     frames = render_panels(snap, small, cache)
     for row in range(0, len(frames), columns):
-        cols = st.columns(columns)
+        cols = slots.columns(f"row {row}", st, columns)
         for col, i in zip(cols, range(row, min(row + columns, len(frames)))):
             m = snap.panels[i].metrics
-            col.image(frames[i], width="stretch", output_format="PNG")
-            if snap.diverged[i]:
-                col.error(f"{snap.labels[i]}: {snap.diverged[i]}")
+            slots.show(f"picture {i}", col, "image", frames[i], width="stretch", output_format="PNG")
+            diverged = f"{snap.labels[i]}: {snap.diverged[i]}" if snap.diverged[i] else ""
+            slots.line(f"diverged {i}", col, "error", diverged)
             lines = [f"**{snap.labels[i]}**", f"exact W1 {fmt(m['w1_exact'])}"
                      + (f" (floor {fmt(m['w1_floor'])})" if m.get("w1_floor") is not None else ""),
                      f"critic estimate {fmt(m['w_est'])}"]
@@ -219,59 +220,59 @@ def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str) 
             health = snap.panels[i].lipschitz
             if health and health["at_bound"] is not None:
                 lines.append(f"weights at ±c: {100 * health['at_bound']:.1f}%")
-            col.markdown("  \n".join(lines))
-            if health:
-                col.caption(health["diagnosis"])
+            slots.show(f"numbers {i}", col, "markdown", "  \n".join(lines))
+            slots.line(f"health {i}", col, "caption", health["diagnosis"] if health else "")
 
 
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
     if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
-    box = None   # made at the first frame: till then the last loop's frame stays up, not a blank
+    slots = None   # the view is laid out at the first frame: till then the last loop's frame stays up
     for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
         if snap is not None:   # the figures first, so the frame on screen is replaced at once
             render_panels(snap, mode in (MODES[2], MODES[3]), P)
-        box = box or st.empty()
-        with box.container():
-            draw_frame(snap, session.state)
+        slots = slots or Slots()
+        draw_frame(snap, session.state, slots)
 
 
-def draw_frame(snap: C.CompareSnapshot | None, state: str) -> None:
-    """One frame of the live view: the step line and the panels with their numbers."""
-    if session.message:
-        (st.error if state == "error" else st.warning)(session.message)
-    if note := shared_note(session):
-        st.caption(note)
+def draw_frame(snap: C.CompareSnapshot | None, state: str, slots: Slots) -> None:
+    """One frame of the live view: the step line and the panels with their numbers (each sent to the
+    browser only when it changed since the last frame)."""
+    slots.line("message", st, "error" if state == "error" else "warning", session.message)
+    slots.line("shared", st, "caption", shared_note(session))
     if snap is None:
-        st.info("Press Start to train every panel together, or Step to go a few steps at a time.")
+        slots.show("start", st, "info",
+                   "Press Start to train every panel together, or Step to go a few steps at a time.")
         return
     measured = snap.step if snap.measured_at is None else snap.measured_at   # numbers: once a second
-    st.markdown(f"**Step {snap.step:,}** · {state}{speed(session)} · {session.run_seconds:.0f} s of training · "
-                f"numbers under the panels from step {measured:,} · colour scale: {scale}")
-    draw_snapshot(snap, P)
+    slots.show("step", st, "markdown", f"**Step {snap.step:,}** · {state}{speed(session)} · "
+               f"{session.run_seconds:.0f} s of training · numbers under the panels from step {measured:,} · "
+               f"colour scale: {scale}")
+    draw_snapshot(snap, P, slots)
 
 
-def draw_snapshot(snap: C.CompareSnapshot, cache: str) -> None:
+def draw_snapshot(snap: C.CompareSnapshot, cache: str, slots: Slots) -> None:
     """A snapshot's panels as the mode lays them out, with their numbers: the live frame, or a kept one
     on the timeline. cache: the prefix of the session_state entries that keep its figures."""
-    st.caption(SCALE_SAYS[scale] if not grad_map else "Background: ‖∇f‖ on one scale for every panel, white at 1 "
-               "(what the penalty asks for), blue below, red above. Switch the maps off to see the critic's values.")
+    slots.show("scale", st, "caption", SCALE_SAYS[scale] if not grad_map else
+               "Background: ‖∇f‖ on one scale for every panel, white at 1 (what the penalty asks for), blue "
+               "below, red above. Switch the maps off to see the critic's values.")
     if mode == MODES[1]:
-        draw_panels(snap, len(cfg.datasets), small=False, cache=cache)
-        st.caption("Under the panels, exact W1 is between the fixed real and noisy samples: an optimal "
-                   "1-Lipschitz critic's estimate reaches it; the GP critic's ‖∇f‖ sits near 1.")
+        draw_panels(snap, len(cfg.datasets), small=False, cache=cache, slots=slots)
+        slots.show("under", st, "caption", "Under the panels, exact W1 is between the fixed real and noisy "
+                   "samples: an optimal 1-Lipschitz critic's estimate reaches it; the GP critic's ‖∇f‖ sits near 1.")
     elif mode in (MODES[2], MODES[3]):
-        draw_panels(snap, min(4, len(snap.panels)), small=True, cache=cache)
+        draw_panels(snap, min(4, len(snap.panels)), small=True, cache=cache, slots=slots)
         if mode == MODES[2]:
             fields = [cfg.field_a] + ([cfg.field_b] if cfg.field_b else [])
             numbers = {c: st.column_config.NumberColumn(c, format="%.3g") for c in
                        ("W1 exact", "W1 floor", "‖∇f‖ mean", "‖∇f‖ std")}
-            st.dataframe(Grid.grid_table(snap, cfg.member_configs(), fields), hide_index=True,
-                         column_config={**{f: FIELD_NAMES[f] for f in fields}, **numbers,
-                                        "HQ %": st.column_config.NumberColumn("HQ %", format="%.1f")})
+            slots.show("table", st, "dataframe", Grid.grid_table(snap, cfg.member_configs(), fields),
+                       hide_index=True, column_config={**{f: FIELD_NAMES[f] for f in fields}, **numbers,
+                                                       "HQ %": st.column_config.NumberColumn("HQ %", format="%.1f")})
     else:
-        draw_panels(snap, len(snap.panels), small=False, cache=cache)
+        draw_panels(snap, len(snap.panels), small=False, cache=cache, slots=slots)
 
 
 def timeline() -> None:
@@ -288,7 +289,7 @@ def timeline() -> None:
     measured = frame.step if frame.measured_at is None else frame.measured_at
     st.markdown(f"**The frame kept at step {frame.step:,}** · numbers under the panels from step {measured:,} · "
                 f"colour scale: {scale}")
-    draw_snapshot(frame, P + "tl_")
+    draw_snapshot(frame, P + "tl_", Slots())
     st.caption(now_note(session))
 
 

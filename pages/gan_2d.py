@@ -29,6 +29,7 @@ from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
+from ui.slots import Slots
 from ui.timeline import look_back, now_note
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
@@ -280,28 +281,27 @@ value_label = "discriminator logit" if values["loss"] == "gan" else "critic valu
 def live_view() -> None:
     if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
         st.rerun(scope="app")
-    box = None   # made at the first frame: till then the last loop's frame stays up, not a blank
+    slots = None   # the view is laid out at the first frame: till then the last loop's frame stays up
     for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
         if snap is not None:
             render_snapshot(snap, P)   # the figure first, so the frame on screen is replaced at once
-        box = box or st.empty()
-        with box.container():
-            draw_frame(snap, session.state)
+        slots = slots or Slots()
+        draw_frame(snap, session.state, slots)
 
 
-def draw_frame(snap, state: str) -> None:
-    """One frame of the live view: the landscape and, beside it, the step and the numbers."""
-    if session.message:
-        (st.error if state == "error" else st.warning)(session.message)
-    if note := shared_note(session):
-        st.caption(note)
+def draw_frame(snap, state: str, slots: Slots) -> None:
+    """One frame of the live view: the landscape and, beside it, the step and the numbers (each sent to
+    the browser only when it changed since the last frame)."""
+    slots.line("message", st, "error" if state == "error" else "warning", session.message)
+    slots.line("shared", st, "caption", shared_note(session))
     if snap is None:
-        st.info("Press Start to train, or Step to go a few steps at a time.")
+        slots.show("start", st, "info", "Press Start to train, or Step to go a few steps at a time.")
         return
-    right = draw_snapshot(snap, P)
+    right = draw_snapshot(snap, P, slots)
     measured = snap.step if snap.measured_at is None else snap.measured_at
-    right.caption(f"{state}{speed(session)} · {session.run_seconds:.0f} s of training · numbers from step "
-                  f"{measured:,} (while training they are measured once a second, the picture every frame)")
+    slots.show("state", right, "caption", f"{state}{speed(session)} · {session.run_seconds:.0f} s of training · "
+               f"numbers from step {measured:,} (while training they are measured once a second, the picture "
+               "every frame)")
 
 
 def render_snapshot(snap, cache: str) -> bytes:
@@ -319,31 +319,35 @@ def render_snapshot(snap, cache: str) -> bytes:
     return st.session_state[cache + "frame"]
 
 
-def draw_snapshot(snap, cache: str):
+def draw_snapshot(snap, cache: str, slots: Slots):
     """A snapshot's landscape and, beside it, its step and numbers: the live frame, or a kept one on the
     timeline. cache: the prefix of the session_state entries that keep its figure. Returns the right column."""
-    left, right = st.columns([3, 2])
+    left, right = slots.columns("frame", st, [3, 2])
     # PNG as drawn: the default would re-encode every frame as a JPEG (slower, and blurs the contours)
-    left.image(render_snapshot(snap, cache), width="stretch", output_format="PNG")
+    slots.show("picture", left, "image", render_snapshot(snap, cache), width="stretch", output_format="PNG")
     m = snap.metrics
-    right.metric("Generator step", f"{snap.step:,}")
-    right.metric("Exact W1 (generated vs real)", sig(m["w1_exact"]),
-                 help="POT's exact W1 between 256 generated and 256 real points.")
-    right.metric("Noise floor (real vs real)", sig(m["w1_floor"]),
-                 help="W1 between two real samples of the same size: W1 near this is as good as "
-                      "256 points can tell.")
+    slots.show("step", right, "metric", "Generator step", f"{snap.step:,}")
+    slots.show("w1", right, "metric", "Exact W1 (generated vs real)", sig(m["w1_exact"]),
+               help="POT's exact W1 between 256 generated and 256 real points.")
+    slots.show("floor", right, "metric", "Noise floor (real vs real)", sig(m["w1_floor"]),
+               help="W1 between two real samples of the same size: W1 near this is as good as "
+                    "256 points can tell.")
     if m.get("modes") is not None:
-        right.metric("Modes captured", f"{m['modes']} / {m['n_modes']}")
-        right.metric("High-quality samples", f"{100 * m['hq']:.0f}%",
-                     help="Generated points within 3 standard deviations of a mode centre.")
+        slots.show("modes", right, "metric", "Modes captured", f"{m['modes']} / {m['n_modes']}")
+        slots.show("hq", right, "metric", "High-quality samples", f"{100 * m['hq']:.0f}%",
+                   help="Generated points within 3 standard deviations of a mode centre.")
         published = PUBLISHED_QUALITY.get((values["dataset"], cfg.spread or DEFAULT_SPREAD[values["dataset"]]))
-        right.caption("A sample is high quality within 3 standard deviations of its nearest centre; a mode is "
-                      "captured when it is the nearest centre of at least one such sample (VEEGAN, PacGAN), "
-                      "here on 256 samples." + (f" Published on this data: {published}" if published else ""))
-    right.metric("‖∇f‖ on interpolates", f"{sig(m['gp_grad_norm_mean'])} ± {sig(m['gp_grad_norm_std'])}",
-                 help="Where the gradient penalty looks: ~1 under WGAN-GP.")
-    if snap.lipschitz:
-        right.caption(snap.lipschitz["diagnosis"])
+        slots.show("quality", right, "caption",
+                   "A sample is high quality within 3 standard deviations of its nearest centre; a mode is "
+                   "captured when it is the nearest centre of at least one such sample (VEEGAN, PacGAN), "
+                   "here on 256 samples." + (f" Published on this data: {published}" if published else ""))
+    else:
+        for name in ("modes", "hq", "quality"):
+            slots.clear(name, right)
+    slots.show("grad", right, "metric", "‖∇f‖ on interpolates",
+               f"{sig(m['gp_grad_norm_mean'])} ± {sig(m['gp_grad_norm_std'])}",
+               help="Where the gradient penalty looks: ~1 under WGAN-GP.")
+    slots.line("lipschitz", right, "caption", snap.lipschitz["diagnosis"] if snap.lipschitz else "")
     return right
 
 
@@ -358,7 +362,7 @@ def timeline() -> None:
     frame = moment.frame
     shown = frame if moment.record is None else replace(frame, metrics=moment.numbers,
                                                         measured_at=moment.numbers_step)
-    right = draw_snapshot(shown, P + "tl_")
+    right = draw_snapshot(shown, P + "tl_", Slots())
     numbers = frame.step if shown.measured_at is None else shown.measured_at
     right.caption(f"The frame kept at step {frame.step:,}, with the numbers measured at step {numbers:,}. "
                   + now_note(session))
