@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -68,6 +69,7 @@ def _distances(args: argparse.Namespace) -> dict:
 # Flags come from the config dataclasses' fields, their trailing comments as help; these fields are
 # left out (set elsewhere, or not for a command line), and these choice lists go with these fields.
 NOT_FLAGS = {"history_cap", "n_metric", "channels_last"}
+SHEET_SAMPLES = 512   # final points of each run drawn on a sweep's sheet
 CHOICES = {"loss": "LOSSES", "optimizer": "OPTIMIZERS", "device": "DEVICES", "engine": "ENGINES",
            "g_norm": "NORMS", "c_norm": "NORMS", "amp": "PRECISIONS", "image_size": "IMAGE_SIZES"}
 
@@ -158,7 +160,13 @@ def _sweep(args: argparse.Namespace) -> dict:
     def say(index: int, row: dict) -> None:     # one line a run, as it finishes
         print(f"[{next(finished)}/{len(configs)}] {run_line(keys, row)}", flush=True)
 
-    result = run_sweep(configs, args.steps, args.backend, keys, on_row=say)
+    result = run_sweep(configs, args.steps, args.backend, keys, on_row=say,
+                       samples=SHEET_SAMPLES if args.sheet else 0)
+    if args.sheet:
+        from explorer.plots import sweep_sheet_png
+        Path(args.sheet).write_bytes(sweep_sheet_png(keys, result["runs"]))
+        for row in result["runs"]:   # the points were for the sheet, not for the table
+            row.pop("samples", None)
     if args.csv:
         write_csv(args.csv, keys, result["runs"])
     if args.json:
@@ -166,7 +174,8 @@ def _sweep(args: argparse.Namespace) -> dict:
     print(text_table(keys, result["runs"]))
     summary = {"backend": result["backend"], "runs": len(configs),
                "failed": sum("error" in row for row in result["runs"])}
-    return {**summary, "csv": args.csv} if args.csv else summary
+    files = {name: getattr(args, name) for name in ("csv", "sheet") if getattr(args, name)}
+    return {**summary, **files}
 
 
 def _whole(text: str) -> int:
@@ -255,6 +264,8 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     w.add_argument("--backend", default="auto", choices=("auto", "local", "ray"),
                    help="auto: Ray when EXPLORER_RAY_ADDRESS is set, else the local pool")
     w.add_argument("--csv", default=None, metavar="PATH", help="also write the table to PATH as CSV, one row a run")
+    w.add_argument("--sheet", default=None, metavar="PATH",
+                   help="also draw every run's final samples as small multiples, one PNG (a column per seed)")
     w.add_argument("--json", action="store_true", help="print one JSON object last")
     w.set_defaults(run=_sweep)
     return parser

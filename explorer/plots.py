@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -276,6 +277,38 @@ def strip_sheet_png(strip: list, mode: str = SCALES[0]) -> bytes:
 def strip_gif(strip: list, mode: str = SCALES[0], fps: float = 2.0) -> bytes:
     """The strip as an animated GIF: the runs side by side, one frame per strip step."""
     return frames_to_gif(strip_images(strip, mode), fps)
+
+
+# ----------------------------------------------------------------------------- a sweep's sheet
+def sweep_sheet_png(keys: Sequence[str], rows: Sequence[dict], size: float = 1.9, dpi: int = 90) -> bytes:
+    """A sweep's runs as small multiples: each run's final generated points (orange) over real ones
+    (grey), titled with its grid values and W1 / floor, modes and high-quality share. One column per
+    value of the grid's last field (the seeds, as a sweep is usually written), the runs in the grid's
+    order; a run that failed says why in its cell. rows: explorer/sweep.py's rows with their samples."""
+    if not rows:
+        raise ValueError("The sweep has no runs to draw.")
+    last = keys[-1] if keys else None
+    ncols = len({row.get(last) for row in rows}) if last else min(8, len(rows))
+    ncols = max(1, min(ncols, 8))
+    nrows = math.ceil(len(rows) / ncols)
+    fig = Figure(figsize=(size * ncols, (size + 0.35) * nrows), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    lim = max((float(np.abs(row["samples"]["real"]).max()) for row in rows if "samples" in row), default=2.0) * 1.15
+    for i, row in enumerate(rows):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+        where = " ".join(f"{k}={row.get(k)}" for k in keys)
+        if "error" in row or "samples" not in row:
+            ax.text(0.5, 0.5, "\n".join(textwrap.wrap(row.get("error", "no samples"), 28)[:5]), ha="center",
+                    va="center", fontsize=6, color="#b00020", transform=ax.transAxes)
+            ax.set_title(where, fontsize=6.5)
+            continue
+        real, fake = row["samples"]["real"], row["samples"]["fake"]
+        ax.scatter(real[:, 0], real[:, 1], s=1.5, c="#9e9e9e", linewidths=0)
+        ax.scatter(fake[:, 0], fake[:, 1], s=1.5, c="#f57c00", linewidths=0)
+        modes = f" · {row['modes']} modes · hq {100 * row['hq']:.0f}%" if row.get("modes") is not None else ""
+        ax.set_title(f"{where}\nW1/floor {row['w1_ratio']:.2f}{modes}", fontsize=6.5)
+    return figure_png(fig)
 
 
 # ----------------------------------------------------------------------------- Lipschitz health

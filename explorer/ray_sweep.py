@@ -30,14 +30,14 @@ def import_ray() -> Any:
     return ray
 
 
-def train_task(config: dict, steps: int, keys: tuple[str, ...]) -> dict:
+def train_task(config: dict, steps: int, keys: tuple[str, ...], samples: int = 0) -> dict:
     """One run inside a Ray worker, settled as a pool worker is (one torch thread) before torch or POT
     is imported; the config travels as a plain dict so that unpickling it imports nothing."""
     from explorer.process import configure
     configure(threads=1)
     from explorer.sweep import train_one
     from explorer.toy_training import ToyConfig
-    return train_one(ToyConfig(**config), steps, keys)
+    return train_one(ToyConfig(**config), steps, keys, samples)
 
 
 def connect(ray: Any) -> bool:
@@ -60,7 +60,7 @@ def connect(ray: Any) -> bool:
     return True
 
 
-def runs_on_ray(configs: list, steps: int, keys: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+def runs_on_ray(configs: list, steps: int, keys: tuple[str, ...], samples: int = 0) -> Iterator[tuple[int, dict]]:
     """(index, row) of each run, as its task finishes; unfinished tasks are cancelled if the caller stops."""
     from explorer.sweep import error_row
     ray = import_ray()
@@ -68,7 +68,7 @@ def runs_on_ray(configs: list, steps: int, keys: tuple[str, ...]) -> Iterator[tu
     pending: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(train_task)
-        pending = {task.remote(asdict(cfg), steps, keys): i for i, cfg in enumerate(configs)}
+        pending = {task.remote(asdict(cfg), steps, keys, samples): i for i, cfg in enumerate(configs)}
         while pending:
             [done], _ = ray.wait(list(pending), num_returns=1)
             index = pending.pop(done)

@@ -92,16 +92,21 @@ def parse_values(text: str) -> list[str]:
     return out
 
 
-def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = ()) -> dict:
+def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (), samples: int = 0) -> dict:
     """One run of the sweep as a table row: its grid fields under their config names, then W1 / floor,
-    modes, high-quality share, steps and seconds, then the full config (a failure is a row too)."""
+    modes, high-quality share, steps and seconds, then the full config (a failure is a row too).
+    samples > 0: the row also holds that many final generated and real points under "samples" (for
+    the sheet, explorer/plots.py's sweep_sheet_png; not a column of the table)."""
     try:
-        result = train_toy(cfg, steps)
+        result = train_toy(cfg, steps, samples=samples)
     except (ValueError, RuntimeError) as err:   # a run that diverged or cannot start: say which and why
         return error_row(cfg, keys, str(err))
-    return {**grid_fields(cfg, keys), "w1_ratio": result["w1_exact"] / result["w1_floor"],
-            "modes": result["modes"], "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
-            "w1_exact": result["w1_exact"], "w1_floor": result["w1_floor"], "config": asdict(cfg)}
+    row = {**grid_fields(cfg, keys), "w1_ratio": result["w1_exact"] / result["w1_floor"],
+           "modes": result["modes"], "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
+           "w1_exact": result["w1_exact"], "w1_floor": result["w1_floor"], "config": asdict(cfg)}
+    if samples > 0:
+        row["samples"] = result["samples"]
+    return row
 
 
 def grid_fields(cfg: ToyConfig, keys: tuple[str, ...]) -> dict:
@@ -114,16 +119,16 @@ def error_row(cfg: ToyConfig, keys: tuple[str, ...], message: str) -> dict:
 
 
 def run_sweep(configs: list[ToyConfig], steps: int, backend: str = "auto", keys: tuple[str, ...] = (),
-              on_row: Callable[[int, dict], None] | None = None) -> dict:
+              on_row: Callable[[int, dict], None] | None = None, samples: int = 0) -> dict:
     """{"runs": one train_one row per config, in order, "backend": "local" or "ray"}; `keys` are the
     grid's fields, which every row carries under their config names. on_row(index, row) is called
-    as each run finishes, in the order they finish."""
+    as each run finishes, in the order they finish. samples: see train_one."""
     backend = resolve_backend(backend)
     if backend == "ray":
         from explorer.ray_sweep import runs_on_ray
-        finished = runs_on_ray(configs, steps, keys)
+        finished = runs_on_ray(configs, steps, keys, samples)
     else:
-        finished = runs_on_pool(configs, steps, keys)
+        finished = runs_on_pool(configs, steps, keys, samples)
     rows: list[dict | None] = [None] * len(configs)
     for index, row in finished:
         rows[index] = row
@@ -132,12 +137,13 @@ def run_sweep(configs: list[ToyConfig], steps: int, backend: str = "auto", keys:
     return {"runs": rows, "backend": backend}
 
 
-def runs_on_pool(configs: list[ToyConfig], steps: int, keys: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+def runs_on_pool(configs: list[ToyConfig], steps: int, keys: tuple[str, ...],
+                 samples: int = 0) -> Iterator[tuple[int, dict]]:
     """(index, row) of each run on a fresh local pool, as it finishes; a dead worker's run is an error row."""
     from explorer.pool import Pool
     pool = Pool()
     try:
-        jobs = {pool.submit(train_one, cfg, steps, keys).future: i for i, cfg in enumerate(configs)}
+        jobs = {pool.submit(train_one, cfg, steps, keys, samples).future: i for i, cfg in enumerate(configs)}
         for future in as_completed(jobs):
             index = jobs[future]
             try:

@@ -162,3 +162,15 @@ def test_sweep_runs_every_combination_on_the_local_pool():
         assert {"modes", "seconds"} <= set(r)
     bad = run_cli("sweep", "--grid", "colour=red", "--steps", "5")
     assert bad.returncode == 2 and "not a setting" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sweep_draws_its_sheet_of_small_multiples(tmp_path):
+    from PIL import Image
+    sheet = tmp_path / "sheet.png"
+    proc = run_cli("sweep", "--grid", "lam=1,10", "--grid", "seed=0..2", "--steps", "3", "--sheet", str(sheet),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = last_json(proc)
+    assert len(out["runs"]) == 6 and not any("samples" in r for r in out["runs"])   # points drawn, not printed
+    with Image.open(sheet) as picture:
+        assert picture.size == (round(3 * 1.9 * 90), round(2 * 2.25 * 90))   # a column per seed, a row per lam

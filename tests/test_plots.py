@@ -204,3 +204,22 @@ def test_the_colour_bar_names_a_discriminators_logit():
     fig = plots.field_frame(snap, value_label="discriminator logit")
     assert fig._frame_parts["bar"].ax.get_ylabel() == "discriminator logit"
     assert plots.field_frame(snap)._frame_parts["bar"].ax.get_ylabel() == "critic value f"
+
+
+def test_a_sweeps_sheet_has_a_cell_per_run_a_column_per_seed_and_says_why_a_run_failed():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(64, 2))
+    rows = [{"lam": lam, "seed": seed, "w1_ratio": 1.5, "modes": 8, "hq": 0.9,
+             "samples": {"real": real, "fake": real + 0.1}} for lam in (0.1, 10.0) for seed in (0, 1)]
+    rows[3] = {"lam": 10.0, "seed": 1, "error": "Diverged at step 3"}
+    sheet = np.asarray(Image.open(io.BytesIO(plots.sweep_sheet_png(("lam", "seed"), rows, size=2.0, dpi=50))))
+    assert sheet.shape[:2] == (round(2 * 2.35 * 50), 2 * 2 * 50)     # two rows of runs, a column per seed
+    r, g, b = (sheet[..., i].astype(int) for i in range(3))
+    orange = (r > 200) & (g > 90) & (g < 160) & (b < 60)            # the generated points
+    red = (r > 140) & (g < 40) & (b < 60)                           # the failed run's message
+    h, w = sheet.shape[0] // 2, sheet.shape[1] // 2
+    cells = [(i, j) for i in range(2) for j in range(2)]
+    assert [orange[i * h:(i + 1) * h, j * w:(j + 1) * w].sum() > 20 for i, j in cells] == [True, True, True, False]
+    assert [red[i * h:(i + 1) * h, j * w:(j + 1) * w].sum() > 5 for i, j in cells] == [False, False, False, True]
+    with pytest.raises(ValueError, match="no runs"):
+        plots.sweep_sheet_png(("seed",), [])

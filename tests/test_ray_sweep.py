@@ -58,12 +58,14 @@ def test_rows_on_ray_equal_the_local_pools(ray_cluster):
 @needs_ray
 def test_cli_on_ray_writes_the_csv_and_a_json_last_line(ray_cluster, torch_threads, tmp_path, capsys):
     path = tmp_path / "sweep.csv"
+    sheet = tmp_path / "sheet.png"
     argv = ["sweep", "--grid", "n_critic=1,2", "--grid", "width=8", "--steps", "3", "--backend", "ray",
-            "--csv", str(path), "--json"]
+            "--csv", str(path), "--sheet", str(sheet), "--json"]
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     out = json.loads(lines[-1])
     assert out["backend"] == "ray" and [r["n_critic"] for r in out["runs"]] == [1, 2]
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not any("samples" in r for r in out["runs"])
     assert sum(line.startswith(("[1/2]", "[2/2]")) for line in lines[:-1]) == 2     # a line a finished run
     with open(path, newline="") as f:
         table = list(csv.DictReader(f))
