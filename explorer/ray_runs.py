@@ -31,6 +31,7 @@ import logging
 import os
 import pickle
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -169,9 +170,12 @@ class RayPool(Pool):
 
     def new_actor(self, key: str | None) -> Any:
         """A RunHost for a private run (key None), or key's named actor, made or found."""
-        options: dict[str, Any] = {}
+        # The actor imports what this server's messages name (a factory, a test's fake trainer) from
+        # the folders this process imports them from, as a local worker does (ProcessLink's PYTHONPATH);
+        # Ray itself adds only the server's current folder. Installed packages are the node's own.
+        options: dict[str, Any] = {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(own_paths())}}}
         if key is not None:
-            options = {"name": actor_name(key), "namespace": NAMESPACE, "get_if_exists": True}
+            options.update(name=actor_name(key), namespace=NAMESPACE, get_if_exists=True)
         return self._host.options(**options).remote(self.id, self.threads, self.nice)
 
     def _new_link(self, index: int) -> Link:
@@ -244,6 +248,13 @@ class RayPool(Pool):
         if self.disconnect:
             self.ray.shutdown()
             self.disconnect = False
+
+
+def own_paths() -> list[str]:
+    """The folders on this process's import path that are not an installation's (site-packages)."""
+    installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
+            and not any(os.path.realpath(p).startswith(root) for root in installed)]
 
 
 def actor_name(key: str) -> str:
