@@ -109,9 +109,11 @@ class RayLink(Link):
             try:
                 pid, owner = self.ray.get(actor.hello.remote(self.server), timeout=START_TIMEOUT_S)
                 return actor, pid, owner == pool.id
-            except self.ray.exceptions.RayActorError:
+            except self.ray.exceptions.RayActorError as err:
                 if attempt == 2:
-                    raise WorkerDied("The Ray cluster could not start a worker for this run.") from None
+                    log.warning("no Ray actor for a run: %s", err)
+                    why = first_line(err)
+                    raise WorkerDied(f"The Ray cluster could not start a worker for this run ({why}).") from None
                 time.sleep(0.5)
             except self.ray.exceptions.GetTimeoutError:
                 raise WorkerDied("The Ray cluster did not start a worker in time.") from None
@@ -127,7 +129,7 @@ class RayLink(Link):
         try:
             batch = self.ray.get(self.actor.pull.remote(self.server, PULL_S))
         except Exception as err:   # RayActorError: killed, its process or node gone; or Ray shut down
-            self.why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            self.why = first_line(err)
             raise EOFError from None
         if batch is None:          # its Worker's loop ended (an exit)
             raise EOFError
@@ -221,7 +223,7 @@ class RayPool(Pool):
         return super().live_links() + keyed
 
     def death_message(self, link: Link) -> str:
-        why = getattr(link, "why", "")[:160].rstrip(". ")
+        why = getattr(link, "why", "")
         how = f" ({why})" if why else ""
         return (f"The Ray worker training this run stopped unexpectedly{how}; the last picture stays. "
                 "Press Reset to start a new run.")
@@ -248,6 +250,12 @@ class RayPool(Pool):
         if self.disconnect:
             self.ray.shutdown()
             self.disconnect = False
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of what Ray says, for a message: its errors run to many lines."""
+    text = str(err).strip()
+    return text.splitlines()[0][:160].rstrip(". ") if text else type(err).__name__
 
 
 def own_paths() -> list[str]:
