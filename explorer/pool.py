@@ -13,6 +13,9 @@ Runs are placed on the worker with the fewest open runs; a worker holds any numb
 running ones in turn. Work that is not a run (a checkpoint to inspect, the Parallel-lines critic)
 goes through `pool.call(fn, *args)` or `pool.submit(fn, *args)`: fn and its arguments must pickle
 (module-level functions, functools.partial of them, plain data).
+
+With EXPLORER_RAY_ADDRESS set, `get_pool()` is a RayPool instead (explorer/ray_runs.py): the same
+verbs and the same Link, its workers Ray actors on a cluster. Unset, Ray is never imported.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from explorer.limits import env_number
+from explorer.ray_sweep import ADDRESS_ENV
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,35 +96,30 @@ class Job:
 
 
 class Link:
-    """One worker process and the server's end of its socket."""
+    """The server's end of one worker, whatever carries the messages (see the module docstring).
+
+    A transport gives it four things: _write(message), _receive() (the messages that arrived; EOFError
+    or OSError once the worker is gone), _exit_code() once it has gone, and stop(). ProcessLink below
+    is a local process over a socket; explorer/ray_runs.py's RayLink is a Ray actor.
+    """
 
     def __init__(self, pool: "Pool", index: int):
         self.pool, self.index = pool, index
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "explorer.worker", "--fd", str(theirs.fileno()),
-             "--threads", str(pool.threads), "--nice", str(pool.nice)],
-            # A session of its own, so that its lower priority holds against every process (see
-            # explorer/worker.py); it ends when its socket closes, not by the server's signals.
-            pass_fds=(theirs.fileno(),), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.pid = self.process.pid
+        self.pid: int | None = None
         self.alive = True
+        self.exit_code: int | None = None
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self.sessions: dict[int, Any] = {}      # run id -> Session (weakly: a closed tab lets go)
         self.waiting: dict[int, Future | Job] = {}
         self.reader = threading.Thread(target=self._read, name=f"explorer-pool-reader-{index}", daemon=True)
-        self.reader.start()
 
     def send(self, message: tuple) -> None:
         if not self.alive:
             raise WorkerDied(self.pool.death_message(self))
         try:
             with self._send_lock:
-                self.conn.send(message)
+                self._write(message)
         except (OSError, EOFError):
             raise WorkerDied(self.pool.death_message(self)) from None
 
@@ -167,16 +166,17 @@ class Link:
     def _read(self) -> None:
         while True:
             try:
-                message = self.conn.recv()
+                messages = self._receive()
             except (EOFError, OSError):
                 break
             except Exception:   # a message that does not unpickle here: log it, keep reading
                 log.exception("could not read a message from worker %s", self.pid)
                 continue
-            try:
-                self._dispatch(message)
-            except Exception:   # a bug in a handler must not kill the reader
-                log.exception("could not handle a message from worker %s", self.pid)
+            for message in messages:
+                try:
+                    self._dispatch(message)
+                except Exception:   # a bug in a handler must not kill the reader
+                    log.exception("could not handle a message from worker %s", self.pid)
         self._died()
 
     def _dispatch(self, message: tuple) -> None:
@@ -203,11 +203,7 @@ class Link:
 
     def _died(self) -> None:
         self.alive = False
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        self.exit_code = code
+        self.exit_code = self._exit_code()
         with self._lock:
             sessions, self.sessions = list(self.sessions.items()), {}
             waiting, self.waiting = list(self.waiting.values()), {}
@@ -221,8 +217,58 @@ class Link:
             session = ref()
             if session is not None:
                 session._on_worker_died(run_id, why)
-        self.conn.close()
+        self._close()
         self.pool._replace(self)
+
+    # ------------------------------------------------------------------ what a transport gives
+    def _write(self, message: tuple) -> None:
+        raise NotImplementedError
+
+    def _receive(self) -> list[tuple]:
+        raise NotImplementedError
+
+    def _exit_code(self) -> int | None:
+        return None
+
+    def _close(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+
+class ProcessLink(Link):
+    """A local worker process (`python -m explorer.worker`) and the server's end of its socket."""
+
+    def __init__(self, pool: "Pool", index: int):
+        super().__init__(pool, index)
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "explorer.worker", "--fd", str(theirs.fileno()),
+             "--threads", str(pool.threads), "--nice", str(pool.nice)],
+            # A session of its own, so that its lower priority holds against every process (see
+            # explorer/worker.py); it ends when its socket closes, not by the server's signals.
+            pass_fds=(theirs.fileno(),), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.pid = self.process.pid
+        self.reader.start()
+
+    def _write(self, message: tuple) -> None:
+        self.conn.send(message)
+
+    def _receive(self) -> list[tuple]:
+        return [self.conn.recv()]
+
+    def _exit_code(self) -> int | None:
+        try:
+            return self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _close(self) -> None:
+        self.conn.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit; kill it if it does not within `timeout`."""
@@ -256,8 +302,9 @@ class Pool:
     def next_id(self) -> int:
         return next(self._ids)
 
-    def place(self) -> Link:
-        """The worker for a new run: an idle one, else a new one, else the least loaded."""
+    def place(self, key: str | None = None) -> Link:
+        """The worker for a new run: an idle one, else a new one, else the least loaded. key (the run's
+        key, explorer/run_key.py) places nothing here; the Ray pool puts a keyed run on its key's actor."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("The training pool has been shut down.")
@@ -267,7 +314,7 @@ class Pool:
                 return idle[0]
             for i, link in enumerate(self._links):
                 if link is None or not link.alive:
-                    self._links[i] = Link(self, i)
+                    self._links[i] = self._new_link(i)
                     return self._links[i]
             return min(live, key=Link.load)
 
@@ -276,7 +323,10 @@ class Pool:
         with self._lock:
             if self._closed or any(link is not None and link.alive for link in self._links):
                 return
-            self._links[0] = Link(self, 0)
+            self._links[0] = self._new_link(0)
+
+    def _new_link(self, index: int) -> Link:
+        return ProcessLink(self, index)
 
     def call(self, fn: Callable, *args: Any, timeout: float | None = START_TIMEOUT_S) -> Any:
         """fn(*args) in a worker; its result (or its exception, raised here)."""
@@ -289,19 +339,20 @@ class Pool:
     def held_runs(self, timeout: float = START_TIMEOUT_S) -> dict[int, str]:
         """Every run the workers hold, run id -> state ("running" ones are computing), as the workers
         themselves count them."""
-        with self._lock:
-            links = [link for link in self._links if link is not None and link.alive]
         held: dict[int, str] = {}
-        for link in links:
+        for link in self.live_links():
             try:
                 held.update(link.request(("runs", self.next_id()), timeout))
             except WorkerDied:   # gone meanwhile: it holds nothing
                 pass
         return held
 
-    def pids(self) -> list[int]:
+    def live_links(self) -> list[Link]:
         with self._lock:
-            return [link.pid for link in self._links if link is not None and link.alive]
+            return [link for link in self._links if link is not None and link.alive]
+
+    def pids(self) -> list[int]:
+        return [link.pid for link in self.live_links()]
 
     def death_message(self, link: Link) -> str:
         code = getattr(link, "exit_code", None)
@@ -319,7 +370,7 @@ class Pool:
             self.deaths += 1
             log.warning("worker %s ended unexpectedly (code %s); starting a fresh one", dead.pid,
                         getattr(dead, "exit_code", None))
-            self._links[dead.index] = Link(self, dead.index)
+            self._links[dead.index] = self._new_link(dead.index)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every worker (idempotent); later calls to place() fail."""
@@ -335,11 +386,16 @@ _POOL_LOCK = threading.Lock()
 
 
 def get_pool() -> Pool:
-    """The process's pool, made on first use and shut down at exit."""
+    """The process's pool, made on first use and shut down at exit: Ray actors where
+    EXPLORER_RAY_ADDRESS names a cluster (explorer/ray_runs.py), else local worker processes."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._closed:
-            _POOL = Pool()
+            if os.environ.get(ADDRESS_ENV):
+                from explorer.ray_runs import RayPool  # imports Ray: only where a cluster is named
+                _POOL = RayPool()
+            else:
+                _POOL = Pool()
             atexit.register(_POOL.shutdown)
         return _POOL
 

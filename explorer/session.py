@@ -239,8 +239,9 @@ class Session:
                 if refusal:
                     raise ValueError(refusal)
                 factory, pending, self._pending = self._factory, self._pending, {}
+                key = self._key
             pool = self._pool or get_pool()
-            link, run_id = pool.place(), pool.next_id()
+            link, run_id = pool.place(key), pool.next_id()
             link.attach(run_id, self)
             with self._lock:
                 self._link, self._run_id = link, run_id

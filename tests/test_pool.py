@@ -1,5 +1,5 @@
 """The worker processes: they train real runs, send snapshots, share themselves fairly, survive a
-crash of one of them, and leave nothing behind."""
+crash of one of them, and leave nothing behind. The tests on `any_pool` run on Ray actors too."""
 import os
 import signal
 import socket
@@ -43,6 +43,14 @@ def pool():
     p.shutdown()
 
 
+@pytest.fixture(params=["local", "ray"])
+def any_pool(request, pool_on):
+    """A pool of either backend: local worker processes or Ray actors (explorer/ray_runs.py)."""
+    p = pool_on(request.param)
+    yield p
+    p.shutdown()
+
+
 def toy_session(pool: Pool, cfg: ToyConfig = TINY, **kw) -> Session:
     return Session(partial(make_toy_trainer, cfg), partial(toy_snapshot, n=64, grid=16), pool=pool,
                    snapshot_every_s=0.05, hot_fields=("lam", "clip", "n_critic", "lr_g", "lr_c"), **kw)
@@ -65,13 +73,13 @@ def test_a_real_run_trains_in_a_worker_and_shutdown_leaves_nothing():
         pool.place()
 
 
-def test_workers_run_at_lower_priority_with_one_torch_thread(pool):
-    assert pool.call(worker_nice) >= os.nice(0) + 10 or pool.call(worker_nice) == 19
-    assert pool.call(torch.get_num_threads) == 1
+def test_workers_run_at_lower_priority_with_one_torch_thread(any_pool):
+    assert any_pool.call(worker_nice) >= os.nice(0) + 10 or any_pool.call(worker_nice) == 19
+    assert any_pool.call(torch.get_num_threads) == 1
 
 
-def test_hot_update_and_step_reach_the_worker(pool):
-    s = toy_session(pool)
+def test_hot_update_and_step_reach_the_worker(any_pool):
+    s = toy_session(any_pool)
     s.step(5)
     assert s.latest().step == 5
     s.update(lam=3.5, n_critic=2)
@@ -107,8 +115,8 @@ def test_a_crash_inside_a_call_is_an_error_not_a_hang(pool):
     assert wait_for(lambda: s.state == "error")
 
 
-def test_a_checkpoint_round_trips_through_the_worker(pool):
-    s = toy_session(pool)
+def test_a_checkpoint_round_trips_through_the_worker(any_pool):
+    s = toy_session(any_pool)
     s.step(7)
     data = s.call(checkpoint_bytes)
     state = load_checkpoint(data)
@@ -124,13 +132,13 @@ def test_a_checkpoint_round_trips_through_the_worker(pool):
     s.close()
 
 
-def test_jobs_report_progress_results_and_errors(pool):
-    job = pool.submit(count_to, 5)
+def test_jobs_report_progress_results_and_errors(any_pool):
+    job = any_pool.submit(count_to, 5)
     assert list(job.updates(timeout=10)) == [1, 2, 3, 4, 5]
     assert job.result(1) == 50
     with pytest.raises(ValueError, match="no such thing"):
-        pool.call(fail_with, "no such thing")
-    long = pool.submit(count_to, 10_000, 0.01)
+        any_pool.call(fail_with, "no such thing")
+    long = any_pool.submit(count_to, 10_000, 0.01)
     assert next(iter(long.updates(timeout=10))) == 1
     long.cancel()
     with pytest.raises(RuntimeError, match="Cancelled"):

@@ -1,7 +1,8 @@
 """A page's handle on a run in a worker process: pause, resume, hot updates, limits, divergence.
 
 The trainer is a fake (tests/session_fakes.py) that lives in the worker; the test reads its state
-back with `call`, as a page would.
+back with `call`, as a page would. The worker is a local process or a Ray actor (explorer/ray_runs.py):
+every test runs on both.
 """
 import math
 import os
@@ -13,7 +14,6 @@ import numpy as np
 import pytest
 
 from explorer import session as session_mod
-from explorer.pool import Pool
 from explorer.session import Session
 from session_fakes import (
     FakeTrainer,
@@ -41,14 +41,18 @@ def cfg_field(name: str):
     return attrgetter(f"cfg.{name}")
 
 
-@pytest.fixture(scope="module")
-def pool():
-    p = Pool(size=2)
+def gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def pool(request, pool_on):
+    """Every test here runs on both backends: local worker processes and Ray actors."""
+    p = pool_on(request.param)
     yield p
     pids = p.pids()
     p.shutdown()
-    for pid in pids:    # nothing left behind
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    assert wait_for(lambda: all(gone(pid) for pid in pids), 10.0)   # nothing left behind
 
 
 @pytest.fixture

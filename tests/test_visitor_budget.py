@@ -56,7 +56,7 @@ def test_budgets_come_from_the_environment(monkeypatch):
 class NoPool:
     """A pool that must not be asked for a worker: the budget refuses first."""
 
-    def place(self):
+    def place(self, key=None):
         raise AssertionError("a worker was asked for a run the budget should have refused")
 
     def next_id(self) -> int:
