@@ -1,8 +1,8 @@
 """The sweep on Ray: the same rows as the local pool, the CLI's CSV and JSON, failures as sentences.
 
-The Ray tests share one local single-node cluster (two CPUs), started once for the module; the sweep
-finds Ray initialized and uses it without shutting it down. They are skipped only where Ray is not
-installed (it comes with requirements-dev.txt).
+The Ray tests share one local single-node cluster (two CPUs: tests/conftest.py's ray_cluster),
+started once for the module; the sweep finds Ray initialized and uses it without shutting it down.
+They are skipped only where Ray is not installed (it comes with requirements-dev.txt).
 """
 import csv
 import importlib.util
@@ -20,14 +20,6 @@ from explorer.toy_training import ToyConfig
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed: pip install -r requirements-dev.txt")
 TINY = dict(width=16, depth=1, batch_size=32)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture
