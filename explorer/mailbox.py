@@ -51,6 +51,11 @@ class Mailbox:
             self._pulled.pop(server, None)
             self._next.pop(server, None)
 
+    def servers(self) -> set[str]:
+        """The servers that get the Worker's messages (joined, and not forgotten)."""
+        with self._cond:
+            return set(self._outboxes)
+
     def push(self, server: str, number: int, message: Any) -> None:
         """Message `number` from `server`; it reaches the Worker after the ones numbered before it."""
         with self._cond:

@@ -236,6 +236,23 @@ class Link:
     def stop(self, timeout: float = 5.0) -> None:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ runs other servers share
+    # A local worker is this server's alone, so these say "nobody else"; a Ray actor may serve several
+    # replicas of the app (explorer/ray_runs.py: the run a key's actor lists for all of them).
+    def list_shared(self, run_id: int) -> bool:
+        """List run_id as its key's run for other servers to watch; False if another server's run of
+        that key is listed already (this one then trains alone)."""
+        return True
+
+    def other_servers(self, run_id: int) -> int:
+        """How many other servers watch the listed run run_id."""
+        return 0
+
+    def unlist_shared(self, run_id: int) -> int:
+        """This server watches run_id no more; how many other servers still do (0: end it, or keep it
+        as one visitor's own)."""
+        return 0
+
 
 class ProcessLink(Link):
     """A local worker process (`python -m explorer.worker`) and the server's end of its socket."""
@@ -301,6 +318,11 @@ class Pool:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def listed(self, key: str) -> tuple[Link, int] | None:
+        """The run of `key` another server lists for all (its link here and its run id), if any: never
+        on a local pool, whose workers are this server's alone (see RayPool)."""
+        return None
 
     def place(self, key: str | None = None) -> Link:
         """The worker for a new run: an idle one, else a new one, else the least loaded. key (the run's

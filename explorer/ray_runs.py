@@ -16,8 +16,11 @@ Private runs and jobs go to EXPLORER_WORKERS anonymous actors (default: the clus
 placed like local workers. A run with a key (explorer/run_key.py) goes to that key's named actor in
 the `explorer` namespace, made with `get_if_exists=True`, so every replica of the app that places a
 run of that key finds the same actor. Its run ids and request ids come from a range of their own
-(`next_id`), as several servers' messages then reach one Worker. An actor belongs to the server that
-made it (Ray ends it with that server); a keyed one nobody uses for `RETIRE_AFTER_S` is stopped.
+(`next_id`), as several servers' messages then reach one Worker. The actor lists its key's run for
+every replica (`offer`, `join`, `leave`): a Start on another replica watches that run instead of
+training its own (explorer/shared_runs.py's watch_listed), and a run ends when no server watches it.
+An actor belongs to the server that made it (Ray ends it with that server); a keyed one nobody uses
+for `RETIRE_AFTER_S` is stopped.
 
 Losing an actor (`ray.kill`, its process or its node gone) fails the reader's pull: the link ends its
 runs with a message a visitor can read, as a dead local worker's does, and the next run gets a new
@@ -46,6 +49,7 @@ NAMESPACE = "explorer"       # the named actors of shared runs live here, whoeve
 PULL_S = 1.0                 # a pull waits at most this long for a report (and a stop for a pull)
 RETIRE_AFTER_S = 30.0        # a keyed actor with no run of this server's for this long is stopped
 HOST_THREADS = 32            # the actor's threads: a pull from each server, pushes, hellos
+REQUEST_S = 10.0             # a question about a shared run waits at most this long for its actor
 
 
 class RunHost:
@@ -63,6 +67,9 @@ class RunHost:
         configure(threads)
         self.mailbox = Mailbox()
         self.worker = Worker(self.mailbox)
+        self.lock = threading.Lock()
+        self.listed: int | None = None   # the key's run that every replica's Start joins
+        self.holders: set[str] = set()   # the servers watching it
         threading.Thread(target=self._serve, name="explorer-ray-worker", daemon=True).start()
 
     def _serve(self) -> None:
@@ -79,6 +86,47 @@ class RunHost:
 
     def bye(self, server: str) -> None:
         self.mailbox.leave(server)
+        self.holders.discard(server)
+
+    # ------------------------------------------------------------------ the key's run, for every replica
+    def offer(self, server: str, run_id: int) -> int:
+        """`server` lists run_id as this key's run, unless a live one is listed: the listed run's id."""
+        with self.lock:
+            if self._listed_alive():
+                return self.listed
+            self.listed, self.holders = run_id, {server}
+            return run_id
+
+    def join(self, server: str) -> int | None:
+        """`server` watches the listed run from now on: its id; None if no live run is listed."""
+        with self.lock:
+            if not self._listed_alive():
+                return None
+            self.holders.add(server)
+            return self.listed
+
+    def others(self, server: str, run_id: int) -> int:
+        """How many servers other than `server` watch run_id (0 unless it is the listed run)."""
+        with self.lock:
+            if run_id != self.listed:
+                return 0
+            self.holders &= self.mailbox.servers()   # a replica forgotten by the mailbox watches no more
+            return len(self.holders - {server})
+
+    def leave(self, server: str, run_id: int) -> int:
+        """`server` watches run_id no more; how many others still do (0: nobody can join it now)."""
+        with self.lock:
+            if run_id != self.listed:
+                return 0
+            self.holders.discard(server)
+            self.holders &= self.mailbox.servers()
+            if not self.holders:
+                self.listed = None
+            return len(self.holders)
+
+    def _listed_alive(self) -> bool:
+        run = self.worker.runs.get(self.listed) if self.listed is not None else None
+        return run is not None and not run.final and run.state not in ("stopped", "error")
 
     def push(self, server: str, number: int, message: tuple) -> None:
         self.mailbox.push(server, number, message)
@@ -141,6 +189,22 @@ class RayLink(Link):
                 log.exception("could not read a message from Ray actor %s", self.pid)
         return messages
 
+    def list_shared(self, run_id: int) -> bool:
+        return self._ask(self.actor.offer.remote(self.server, run_id), run_id) == run_id
+
+    def other_servers(self, run_id: int) -> int:
+        return self._ask(self.actor.others.remote(self.server, run_id), 0)
+
+    def unlist_shared(self, run_id: int) -> int:
+        return self._ask(self.actor.leave.remote(self.server, run_id), 0)
+
+    def _ask(self, ref: Any, otherwise: Any) -> Any:
+        """A sharing question's answer; `otherwise` where the actor is gone (its runs end anyway)."""
+        try:
+            return self.ray.get(ref, timeout=REQUEST_S)
+        except Exception:   # RayActorError, GetTimeoutError: the reader reports the loss
+            return otherwise
+
     def stop(self, timeout: float = 5.0) -> None:
         """The actor ends if this pool made it; a found one is only left (its owner ends it)."""
         self.stopping = True
@@ -182,6 +246,13 @@ class RayPool(Pool):
 
     def _new_link(self, index: int) -> Link:
         return RayLink(self, index)
+
+    def listed(self, key: str) -> tuple[Link, int] | None:
+        """The run of `key` that another replica (or this one) listed in the key's actor: this server
+        watches it from now on (RunHost.join)."""
+        link = self.place(key)
+        run_id = link._ask(link.actor.join.remote(link.server), None)
+        return (link, run_id) if run_id is not None else None
 
     def place(self, key: str | None = None) -> Link:
         """A private run's actor as the local pool places a worker; a keyed run's, its key's actor."""

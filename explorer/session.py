@@ -431,8 +431,11 @@ class Session:
             key = self._key
             if key is None or self._shared is not None or self._final or self._state not in ("idle", "queued"):
                 return False
-        shared = shared_runs.find(self._pool or get_pool(), key)
-        return shared is not None and shared.join(self)
+        pool = self._pool or get_pool()
+        shared = shared_runs.find(pool, key)
+        if shared is not None:
+            return shared.join(self)
+        return shared_runs.watch_listed(self, pool, key)   # another replica's run of the key, on Ray
 
     def _watch(self, shared: Any, source: "Session") -> None:
         """Take up `source`'s view of `shared` (called by SharedRun.join with its lock held)."""
@@ -449,6 +452,19 @@ class Session:
             self._set_state_locked(state, message)   # leaves the queue, if it was queued
         self._release(*own)
 
+    def _watch_listed(self, shared: Any) -> None:
+        """Watch `shared`, another server's run found in its key's actor, from its next report on (called
+        by shared_runs.watch_listed with the SharedRun's lock held). The frames and log that server
+        kept stay there: this session's view of the run begins now."""
+        with self._lock:
+            own = (self._link, self._run_id)
+            self._link, self._run_id, self._shared = shared.link, shared.run_id, shared
+            self._seq = 0   # the other server numbers the run's state changes: each of its reports counts
+            self._pending, self._final = {}, False
+            self._record = RunRecord(*self._record_size)
+            self._set_state_locked("running")   # no slot: the run trains for its lister, who holds one
+        self._release(*own)
+
     def _offer_to_share(self) -> None:
         """List this session's run, just started, as its key's run for others to join; if another run
         of that key was listed a moment earlier, this one trains privately."""
@@ -456,7 +472,12 @@ class Session:
             key, link, run_id, seq = self._key, self._link, self._run_id, self._seq
             if key is None or self._shared is not None or self._state != "running":
                 return
-        if shared_runs.share(self, self._pool or get_pool(), key, link, run_id, seq) is None:
+        # The key's actor lists it for every replica first (on a local pool there are none): where
+        # another server's run is listed already, this one trains alone.
+        listed = link.list_shared(run_id)
+        if not listed or shared_runs.share(self, self._pool or get_pool(), key, link, run_id, seq) is None:
+            if listed:
+                link.unlist_shared(run_id)
             with self._lock:
                 self._key = None
 
@@ -482,6 +503,7 @@ class Session:
                     self._shared = self._key = None
                 return False
             shared.watchers.discard(self)
+            last_here = not shared.watchers   # the others watch from other servers: let go of it after the fork
             shared.link.attach(new_id, self)
             with self._lock:
                 self._shared, self._key, self._run_id, self._idle_pausing = None, None, new_id, False
@@ -499,6 +521,8 @@ class Session:
             except WorkerDied as err:
                 answer = None
                 self._end(new_id, str(err))
+            if last_here:
+                shared.leave(None)
         try:
             if answer is not None:
                 answer.result(REQUEST_TIMEOUT_S)

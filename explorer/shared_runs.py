@@ -39,8 +39,9 @@ class SharedRun:
 
     @property
     def others(self) -> int:
-        """Watchers, less one (the asking one): how many other visitors see this run."""
-        return max(0, len(self.watchers) - 1)
+        """Watchers, less one (the asking one): how many other visitors see this run, here and through
+        other servers (replicas of the app sharing a Ray cluster; none on a local pool)."""
+        return max(0, len(self.watchers) - 1) + self.link.other_servers(self.run_id)
 
     # ------------------------------------------------------------------ from the pool's reader thread
     def _on_report(self, run_id: int, info: dict, snapshot: Any) -> None:
@@ -72,9 +73,11 @@ class SharedRun:
             return True
 
     def leave(self, session: Any) -> None:
-        """`session` stops watching; the run ends in its worker when nobody else watches."""
+        """`session` stops watching (None: nobody leaves, but none may be left); the run ends in its
+        worker when nobody else watches, here or through another server."""
         with self.lock:
-            self.watchers.discard(session)
+            if session is not None:
+                self.watchers.discard(session)
             if not self.watchers:
                 self._end()
 
@@ -83,6 +86,7 @@ class SharedRun:
         Call with the lock held."""
         transfer_slot(id(self), id(session))
         self._unlist()
+        self.link.unlist_shared(self.run_id)   # no other server may join it now
         self.link.attach(self.run_id, session)
         self.watchers.discard(session)
 
@@ -98,6 +102,8 @@ class SharedRun:
         from explorer.pool import WorkerDied
         self._unlist()
         self.link.detach(self.run_id)
+        if self.link.unlist_shared(self.run_id) > 0:   # another server's visitors still watch it
+            return
         try:
             self.link.send(("close", self.run_id))
         except WorkerDied:
@@ -116,15 +122,47 @@ def share(session: Any, pool: Any, key: str, link: Any, run_id: int, seq: int) -
     join; None if another run of that key is listed already (two Starts at the same moment)."""
     run = SharedRun(pool, key, link, run_id, seq, session)
     with run.lock:   # a joiner waits until the reports come here
-        with _LOCK:
-            taken = _OPEN.get((id(pool), key))
-            if taken is not None and taken.pool is pool and taken.link.alive:
+        with session._lock:
+            # Paused or closed since it started (its start may come from the queue, in another
+            # thread, while the visitor leaves): nothing to list, nobody would ever end it.
+            if session._state != "running" or session._shared is not None or session._run_id != run_id:
                 return None
-            _OPEN[(id(pool), key)] = run
+            with _LOCK:
+                taken = _OPEN.get((id(pool), key))
+                if taken is not None and taken.pool is pool and taken.link.alive:
+                    return None
+                _OPEN[(id(pool), key)] = run
+            session._shared = run
         link.attach(run_id, run)
         transfer_slot(id(session), id(run))
-        session._shared = run
     return run
+
+
+def watch_listed(session: Any, pool: Any, key: str) -> bool:
+    """Watch the run of `key` that another server listed in the key's actor (replicas of the app on
+    one Ray cluster), as this server's SharedRun of it, which later Starts here join as any other;
+    True if there was one. Never on a local pool (Pool.listed)."""
+    found = pool.listed(key)
+    if found is None:
+        return False
+    link, run_id = found
+    run = SharedRun(pool, key, link, run_id, 0, session)
+    with run.lock:
+        with _LOCK:
+            taken = _OPEN.get((id(pool), key))
+            if taken is None or taken.pool is not pool or not taken.link.alive:
+                _OPEN[(id(pool), key)] = run
+                taken = None
+        if taken is None:
+            link.attach(run_id, run)
+            session._watch_listed(run)
+    if taken is not None:   # another session here took it up a moment earlier: watch with it
+        return taken.join(session)
+    try:
+        link.send(("want", run_id))   # its next snapshot now, not when its lister next reads one
+    except Exception:   # WorkerDied: the reader ends the run with its message
+        pass
+    return True
 
 
 def listed_count() -> int:

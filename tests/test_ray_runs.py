@@ -118,3 +118,39 @@ def test_a_killed_actor_ends_its_run_with_a_message_and_reset_trains_again(ray_c
     assert wait_for(lambda: s.latest() is not None and s.latest().step > 3, 60)
     assert s.worker_pid != dead and s.state == "running"
     s.close()
+
+
+def test_two_replicas_of_the_app_watch_one_run_of_a_key_and_nobody_changes_the_others(ray_cluster):
+    """Two RayPools in one process stand for two Streamlit replicas on one cluster: the second's Start
+    of the same key watches the first's run (trained once, in the key's actor); a pause there gets a
+    private copy, and the first replica's visitor keeps the run, which ends when nobody watches."""
+    from explorer.ray_runs import RayPool
+    replicas = [RayPool(size=1), RayPool(size=1)]
+    key = "two replicas, one run"
+    a, b = (Session(FakeTrainer, snap, pool=p, key=key, snapshot_every_s=0.02) for p in replicas)
+    try:
+        a.prepare(), b.prepare()                               # each shows its own step 0, as a page does
+        assert a.start()
+        assert wait_for(lambda: a.latest() is not None and a.latest().step > 5, 30)
+        assert b.start()
+        assert b._run_id == a._run_id and b._link.actor._actor_id == a._link.actor._actor_id
+        assert wait_for(lambda: b.latest() is not None and b.latest().step > a.latest().step - 50, 30)
+        held = a._link.request(("runs", replicas[0].next_id()), 30)
+        assert list(held.values()) == ["running"]              # b's own step-0 run was let go: one run
+        assert a.shared_with == 1 and b.shared_with == 1       # each sees the other replica's visitor
+        b.pause()                                              # b's change: a private copy, paused
+        assert b._run_id != a._run_id and b.state == "paused" and a.state == "running"
+        paused_at = b.latest().step
+        before = a.latest().step
+        assert wait_for(lambda: a.latest().step > before + 5, 10)    # a's run goes on, unchanged
+        assert b.latest().step == paused_at and a.shared_with == 0
+        c = Session(FakeTrainer, snap, pool=replicas[1], key=key, snapshot_every_s=0.02)
+        assert c.start() and c._run_id == a._run_id            # a later visitor on b's replica joins too
+        c.close()
+        a.close()                                               # the last watcher: the run ends
+        assert wait_for(lambda: list(b._link.request(("runs", replicas[1].next_id()), 30)) == [b._run_id], 30)
+    finally:
+        for s in (a, b):
+            s.close()
+        for p in replicas:
+            p.shutdown()
