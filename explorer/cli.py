@@ -69,7 +69,6 @@ def _distances(args: argparse.Namespace) -> dict:
 # Flags come from the config dataclasses' fields, their trailing comments as help; these fields are
 # left out (set elsewhere, or not for a command line), and these choice lists go with these fields.
 NOT_FLAGS = {"history_cap", "n_metric", "channels_last"}
-SHEET_SAMPLES = 512   # final points of each run drawn on a sweep's sheet
 CHOICES = {"loss": "LOSSES", "optimizer": "OPTIMIZERS", "device": "DEVICES", "engine": "ENGINES",
            "g_norm": "NORMS", "c_norm": "NORMS", "amp": "PRECISIONS", "image_size": "IMAGE_SIZES"}
 
@@ -144,7 +143,7 @@ def _images(args: argparse.Namespace) -> dict:
 def _sweep(args: argparse.Namespace) -> dict:
     from explorer.process import configure
     configure(threads=1)
-    from explorer.sweep import grid_configs, parse_values, run_sweep
+    from explorer.sweep import SHEET_SAMPLES, grid_configs, parse_values, run_sweep
     from explorer.sweep_table import run_line, text_table, write_csv
     from explorer.toy_training import ToyConfig
     grid = {}

@@ -3,11 +3,13 @@
     python -m explorer sweep --grid lam=0.1,1,10 --grid n_critic=1,5 --grid seed=0..4 --steps 500 --json
 
 Every run is ToyConfig.recommended for the dataset and loss with the grid's values swapped in,
-trained by toy_training.train_toy (the command line's `toy`), one run per worker at a time, with one
-torch thread. The backend is the local pool (explorer/pool.py: EXPLORER_WORKERS processes) unless
-EXPLORER_RAY_ADDRESS names a Ray cluster (explorer/ray_sweep.py; Ray is optional: `pip install ray`
-where it is wanted). Rows arrive as runs finish; the table keeps the grid's order, and a run's row
-is the same on either backend (all but its seconds): every run is seeded, never the process.
+trained as the command line's `toy` trains it (make_toy_trainer, the final numbers on 1,024
+samples), one run per worker at a time, with one torch thread. The backend is the local pool
+(explorer/pool.py: EXPLORER_WORKERS processes) unless EXPLORER_RAY_ADDRESS names a Ray cluster
+(explorer/ray_sweep.py; Ray is optional: `pip install ray` where it is wanted). Rows arrive as
+runs finish; the table keeps the grid's order, and a run's row is the same on either backend (all
+but its seconds): every run is seeded, never the process. The Compare page's Grid mode trains its
+grid to the end the same way, on the app's own pool (train_in_turns, one job a run).
 
     >>> [(c.lam, c.n_critic) for c in grid_configs(ToyConfig(), {"lam": [0.1, 1], "n_critic": [1]})]
     [(0.1, 1), (1.0, 1)]
@@ -16,15 +18,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from concurrent.futures import as_completed
 from dataclasses import asdict, fields, replace
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 from explorer.ray_sweep import ADDRESS_ENV  # (that module imports Ray only when a sweep runs on it)
-from explorer.toy_training import ToyConfig, train_toy
+from explorer.toy_training import ToyConfig
 
 BACKENDS = ("auto", "local", "ray")
 MAX_RUNS = 256
+TURN_STEPS = 25   # a sweep run's steps between two turns of its worker (the trainer's check interval)
+SHEET_SAMPLES = 512   # final points of each run drawn on a sweep's sheet
 
 
 def grid_configs(base: ToyConfig, grid: dict[str, list]) -> list[ToyConfig]:
@@ -97,15 +102,39 @@ def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (), samples: i
     modes, high-quality share, steps and seconds, then the full config (a failure is a row too).
     samples > 0: the row also holds that many final generated and real points under "samples" (for
     the sheet, explorer/plots.py's sweep_sheet_png; not a column of the table)."""
+    turns = train_in_turns(cfg, steps, keys, samples)
+    while True:
+        try:
+            next(turns)
+        except StopIteration as done:
+            return done.value
+
+
+def train_in_turns(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (),
+                   samples: int = 0) -> Generator[int, None, dict]:
+    """train_one, yielding the step reached every TURN_STEPS steps; its row is the return value.
+
+    As a worker job (pool.submit) a generator gives the worker back between two items, so the live
+    runs it holds keep their turns while a page's sweep trains beside them; a plain function would
+    hold the worker until its run ended."""
+    from explorer.toy_training import FINAL_SAMPLES, make_toy_trainer, toy_snapshot
+    seconds = 0.0
     try:
-        result = train_toy(cfg, steps, samples=samples)
+        trainer = make_toy_trainer(cfg)
+        while trainer.step_count < steps:
+            start = time.perf_counter()
+            trainer.step(min(TURN_STEPS, steps - trainer.step_count))
+            seconds += time.perf_counter() - start
+            yield trainer.step_count
+        final = toy_snapshot(trainer, n=FINAL_SAMPLES)
     except (ValueError, RuntimeError) as err:   # a run that diverged or cannot start: say which and why
         return error_row(cfg, keys, str(err))
-    row = {**grid_fields(cfg, keys), "w1_ratio": result["w1_exact"] / result["w1_floor"],
-           "modes": result["modes"], "hq": result["hq"], "steps": result["steps"], "seconds": result["seconds"],
-           "w1_exact": result["w1_exact"], "w1_floor": result["w1_floor"], "config": asdict(cfg)}
+    m = final.metrics
+    row = {**grid_fields(cfg, keys), "w1_ratio": m["w1_exact"] / m["w1_floor"], "modes": m["modes"],
+           "hq": m["hq"], "steps": trainer.step_count, "seconds": seconds, "w1_exact": m["w1_exact"],
+           "w1_floor": m["w1_floor"], "config": asdict(cfg)}
     if samples > 0:
-        row["samples"] = result["samples"]
+        row["samples"] = {"fake": final.fake[:samples], "real": final.real[:samples]}
     return row
 
 

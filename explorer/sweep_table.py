@@ -9,6 +9,7 @@ that failed has an empty measurement and says why under `error` (a column only w
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 MEASURED = ("w1_ratio", "modes", "hq", "steps", "seconds")
@@ -22,9 +23,16 @@ def columns(keys: tuple[str, ...], rows: list[dict]) -> list[str]:
 def write_csv(path: str | Path, keys: tuple[str, ...], rows: list[dict]) -> None:
     """One line a run, in the grid's order, under a header line of columns(keys, rows)."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns(keys, rows), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        f.write(csv_text(keys, rows))
+
+
+def csv_text(keys: tuple[str, ...], rows: list[dict]) -> str:
+    """The CSV file's text (a page offers it as a download)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns(keys, rows), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def run_line(keys: tuple[str, ...], row: dict) -> str:

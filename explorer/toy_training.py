@@ -307,10 +307,8 @@ def metrics_table(history: list[dict], metrics_log: list[dict]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- headless
 def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv: str | None = None,
-              progress: Callable[[str], None] | None = None, samples: int = 0) -> dict:
+              progress: Callable[[str], None] | None = None) -> dict:
     """Train `steps` generator steps; return the final metrics, and write outputs to `out_dir`.
-    samples > 0: the result also holds "samples", that many of the final generated and real points
-    ({"fake": (n, 2), "real": (n, 2)} arrays, for a sweep's sheet of small pictures).
 
     out_dir receives checkpoint.pt, metrics.csv (one row per recorded step), final.png (the
     critic's landscape with real '+' and generated 'x' points), training.gif, config.json,
@@ -361,8 +359,6 @@ def train_toy(cfg: ToyConfig, steps: int, out_dir: str | None = None, points_csv
         "loss_c": last.get("loss_c"), "loss_g": last.get("loss_g"),
         "loss": cfg.loss, "dataset": cfg.dataset, "device": str(trainer.device), "engine": trainer.engine,
     }
-    if samples > 0:
-        result["samples"] = {"fake": final.fake[:samples], "real": final.real[:samples]}
     if out:
         picture = field_frame(final)
         (out / "final.png").write_bytes(figure_png(picture))

@@ -15,6 +15,7 @@ from explorer.grid import MEMBER_FIELDS
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
+from ui.grid_sweep import grid_sweep
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
@@ -317,6 +318,8 @@ def curves() -> None:
 live_view()
 timeline()
 curves()
+if mode == MODES[2]:   # the grid's runs apart, each trained to the end on a worker of its own
+    grid_sweep(cfg.member_configs(), (cfg.field_a,) + ((cfg.field_b,) if cfg.field_b else ()), FIELD_NAMES, P)
 
 # ----------------------------------------------------------------------------- snapshot strip
 if mode == MODES[0] and session.latest() is not None:

@@ -103,6 +103,43 @@ def test_critic_only_and_grid_modes():
         _stop(at)
 
 
+def test_the_grid_trains_each_run_to_the_end_on_the_workers_and_shows_its_rows():
+    import torch
+
+    from explorer.grid import GridConfig
+    from explorer.sweep import train_one
+    at = _app()
+    try:
+        at.radio(key="cmp_mode").set_value("Grid").run()
+        at.text_input(key="cmp_va").set_value("0.1, 10").run()     # x critic iterations 1, 5: four runs
+        at.number_input(key="cmp_sw_steps").set_value(60).run()
+        at.button(key="cmp_sw_go").click().run()
+        assert not at.exception, at.exception
+        deadline = time.monotonic() + 180
+        while not any("4 of 4 runs finished" in c.value for c in at.caption) and time.monotonic() < deadline:
+            time.sleep(1.0)
+            at.run()
+        assert any("4 of 4 runs finished" in c.value for c in at.caption)
+        table = at.dataframe[-1].value
+        assert list(table["λ (penalty weight)"]) == [0.1, 0.1, 10.0, 10.0]
+        assert list(table["critic iterations"]) == [1, 5, 1, 5] and list(table["steps"]) == [60] * 4
+        base = ToyConfig(dataset="8gaussians", width=16, depth=1, batch_size=32, seed=0)   # the page's base
+        first = GridConfig(base=base, field_a="lam", values_a=(0.1, 10.0), field_b="n_critic",
+                           values_b=(1.0, 5.0)).member_configs()[0]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)   # as a worker trains
+        try:
+            here = train_one(first, 60, ("lam", "n_critic"))
+        finally:
+            torch.set_num_threads(threads)
+        assert table["w1_ratio"][0] == here["w1_ratio"] and table["modes"][0] == here["modes"]   # the same run
+        pictures = [str(e.proto) for e in at.get("imgs") + at.get("image")]
+        assert len(pictures) == 5 and "final samples" in pictures[-1]                # the 4 panels, then the sheet
+        assert any("Table (CSV)" in str(e.proto) for e in at.get("download_button"))
+    finally:
+        _stop(at)
+
+
 def test_bad_grid_values_give_a_message_not_a_traceback():
     at = _app()
     try:
