@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -106,9 +107,16 @@ def thread_names(pid: int) -> Counter:
     return Counter(re.sub(r"[-_]\d+(_\d+)?$", "-N", name) for name in names)   # ThreadPoolExecutor-0_3 -> -N
 
 
-def render_round(browser, url: str, times: dict[str, list[float]]) -> None:
+def render_round(browser, url: str, times: dict[str, list[float]], until: float = math.inf) -> int:
+    """Load each page once (none started after `until`); how many loads ended after `until` (under a
+    load that was leaving: such a time is kept, and can only understate the load)."""
+    late = 0
     for path in PAGES:
+        if time.monotonic() >= until:
+            break
         times[path].append(time_to_page(browser, url, path))
+        late += time.monotonic() > until
+    return late
 
 
 class Sampler(threading.Thread):
@@ -193,8 +201,9 @@ def main() -> int:
                 # This script and its helpers (Playwright's driver, the visitors' process: told apart below).
                 mine = [os.getpid(), *(p for p in children(os.getpid()) if p != proc.pid)]
                 mine0 = {p: cpu_seconds(p) for p in mine}
+                late = 0
                 while time.monotonic() < window[1] - 2.0:
-                    render_round(browser, url, loaded_times)
+                    late += render_round(browser, url, loaded_times, window[1] - 2.0)
                 cpu1, box1, mine1 = cpu_of(groups), machine_cpu_s(), {p: cpu_seconds(p) for p in mine}
                 seen = job.result(timeout=300)
                 health = sampler.health_ms[health_from:]
@@ -249,6 +258,7 @@ def main() -> int:
         "render_p95_idle_s": {p: round(x, 3) for p, x in idle_p95.items()},
         "render_p95_loaded_s": {p: round(x, 3) for p, x in loaded_p95.items()},
         "render_loads": {p: [len(idle_times[p]), len(loaded_times[p])] for p in PAGES},
+        "render_loads_ending_after_the_load": late,
         "health_p95_ms": round(p95(health), 1), "health_max_ms": round(max(health, default=0.0), 1),
         "refused": len(refused),
         "runs_computing": len(advancing),
