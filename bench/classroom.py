@@ -1,0 +1,292 @@
+"""A classroom on one small box: a real server, simulated visitors training, real tabs timing pages.
+
+    python bench/classroom.py [--visitors 30] [--minutes 3] [--private 10]
+
+A real `streamlit run streamlit_app.py` on 127.0.0.1. Simulated visitors (bench/page_client.py: each a
+headless Streamlit client that opens a page and drives it as a browser tab does, its fragment timers,
+messages and picture fetches included) arrive over --ramp-s seconds and press Start: `--private` of
+them on the 2-D GAN page with a seed of their own (`gan_2d?seed=101`, ...), the others half on the 2-D
+GAN page's defaults and half on Compare's default preset, so the box trains one run per distinct key
+(shared runs). They run in a process of their own (they share the 2 cores with the server, as the
+tabs do; their CPU is reported). Meanwhile three chromium tabs (Playwright) time, in turn and each in
+a fresh context, the Histograms page to its EMD number (bench/app_overhead.time_to_numbers) and the
+2-D GAN and Compare pages to their title with the script idle; the same is timed with the box idle
+before the load. /_stcore/health is timed every second, and the RSS of the server and its workers
+every 2 s. Before any of it, one private run alone on the idle box gives `lone_steps_per_s`.
+
+After the load window the visitors leave, their sessions are released (server.disconnectedSessionTTL,
+60 s), and the server's thread count is compared with its idle count; then the server is stopped and
+any worker process still alive is counted (and ended). Bounded: --minutes of load, every wait has a
+timeout, the server and the browser are stopped in `finally`.
+
+Targets (issue "A classroom on one small box"): render_p95_ratio <= 1.5, refused 0, runs_computing
+equal to the number of distinct keys, every private run at least 1/10 of a lone run's speed, RSS of
+the last third within 10% of the first, nothing left over. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from itertools import zip_longest
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from app_overhead import IDLE, LOAD_MS, cpu_of, cpu_seconds, process_groups, time_to_numbers  # noqa: E402
+from classroom_figures import (  # noqa: E402
+    alive,
+    children,
+    machine_cpu_s,
+    p95,
+    rate_in,
+    rss_mb,
+    thirds,
+    thread_count,
+    verdicts,
+)
+from machine import cpu_model  # noqa: E402
+from page_client import crowd  # noqa: E402
+
+PAGES = ("histograms", "gan_2d", "compare")   # timed by the browser tabs
+RELEASE_S = 90     # longest wait for the visitors' sessions to be released after they leave (TTL 60 s)
+
+
+def classroom(visitors: int, private: int, ramp_s: float) -> list[tuple[str, str, str, float]]:
+    """(run key's name, page, query, arrival in seconds) for each visitor: half of the shared ones on the
+    2-D GAN page's defaults, half on Compare's default preset, the private ones a seed each; the three
+    kinds interleaved, as a class arrives."""
+    shared = visitors - private
+    kinds = [[("2-D defaults", "gan_2d", "")] * (shared - shared // 2),
+             [("Compare preset", "compare", "")] * (shared // 2),
+             [(f"2-D seed {101 + i}", "gan_2d", f"seed={101 + i}") for i in range(private)]]
+    arrivals = [v for wave in zip_longest(*kinds) for v in wave if v is not None]
+    return [(*v, ramp_s * n / visitors) for n, v in enumerate(arrivals)]
+
+
+def time_to_page(browser, url: str, path: str) -> float:
+    """Seconds from opening a page in a fresh context until its title is shown and its script is idle."""
+    if path == "histograms":
+        return time_to_numbers(browser, url)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        start = time.monotonic()
+        tab = context.new_page()
+        tab.goto(f"{url}/{path}", wait_until="domcontentloaded", timeout=LOAD_MS)
+        tab.wait_for_selector('[data-testid="stMain"] h1', timeout=LOAD_MS)
+        tab.wait_for_selector(IDLE, timeout=LOAD_MS)
+        return time.monotonic() - start
+    finally:
+        context.close()
+
+
+def thread_names(pid: int) -> Counter:
+    """The server's Python threads by name (py-spy dump, where it is installed; else nothing): which ones
+    a leftover count is made of."""
+    if shutil.which("py-spy") is None:
+        return Counter()
+    try:
+        dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return Counter()
+    names = re.findall(r'^Thread \S+ \([^)]*\): "(.*)"', dump, re.M)
+    return Counter(re.sub(r"[-_]\d+(_\d+)?$", "-N", name) for name in names)   # ThreadPoolExecutor-0_3 -> -N
+
+
+def render_round(browser, url: str, times: dict[str, list[float]], until: float = math.inf) -> int:
+    """Load each page once (none started after `until`); how many loads ended after `until` (under a
+    load that was leaving: such a time is kept, and can only understate the load)."""
+    late = 0
+    for path in PAGES:
+        if time.monotonic() >= until:
+            break
+        times[path].append(time_to_page(browser, url, path))
+        late += time.monotonic() > until
+    return late
+
+
+class Sampler(threading.Thread):
+    """/_stcore/health timed every second, and the RSS of the server and its workers every 2 s."""
+
+    def __init__(self, url: str, server_pid: int):
+        super().__init__(name="classroom-sampler", daemon=True)
+        self.url, self.server_pid = url, server_pid
+        self.health_ms: list[float] = []
+        self.rss: list[tuple[float, float]] = []   # (when, MiB)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        tick = 0
+        while not self.stop.wait(1.0):
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=30) as r:
+                    r.read()
+                self.health_ms.append(1000 * (time.perf_counter() - t0))
+            except OSError:
+                self.health_ms.append(30_000.0)
+            if tick % 2 == 0:
+                pids = [self.server_pid, *process_groups(self.server_pid)["workers"]]
+                self.rss.append((time.monotonic(), sum(rss_mb(p) for p in pids)))
+            tick += 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--visitors", type=int, default=30, help="simulated visitors, all pressing Start")
+    ap.add_argument("--minutes", type=float, default=3.0, help="the load window, after every visitor arrived")
+    ap.add_argument("--private", type=int, default=None, help="visitors with a seed of their own (default: a third)")
+    ap.add_argument("--ramp-s", type=float, default=10.0, help="seconds over which the visitors arrive")
+    ap.add_argument("--lone-s", type=float, default=25.0, help="seconds of the lone private run, measured first")
+    ap.add_argument("--idle-rounds", type=int, default=4, help="rounds of the three page loads on the idle box")
+    args = ap.parse_args()
+    private = args.visitors // 3 if args.private is None else min(args.private, args.visitors)
+    plan = classroom(args.visitors, private, args.ramp_s)
+    keys = sorted({name for name, *_ in plan})
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.visitors} visitors ({private} private), "
+          f"{len(keys)} distinct runs, {args.minutes:g} min of load", flush=True)
+
+    from playwright.sync_api import sync_playwright
+
+    import conftest as e2e  # the same server start/stop and chromium flags as the browser tests
+
+    tmp = Path(tempfile.mkdtemp(prefix="explorer-classroom-"))
+    proc, url, log_path = e2e.start_server(tmp)
+    crowd_process = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    idle_times = {p: [] for p in PAGES}
+    loaded_times = {p: [] for p in PAGES}
+    out: dict = {}
+    try:
+        e2e.wait_healthy(url, proc, 120)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=e2e.CHROMIUM, headless=True, args=e2e.CHROMIUM_ARGS)
+            try:
+                render_round(browser, url, {p: [] for p in PAGES})            # warm-up: imports, caches
+                # One private run alone on the idle box (paused at the end, so it is not in the load).
+                lone_until = time.monotonic() + args.lone_s
+                lone = crowd_process.submit(crowd, url, [("lone", "gan_2d", "seed=99", 0.0)], lone_until, True)
+                visit = lone.result(timeout=args.lone_s + 120)["visits"][0]
+                first = visit.steps[0][0] if visit.steps else lone_until
+                out["lone_steps_per_s"] = rate_in(visit.steps, first + 5.0, lone_until)
+                print(f"lone private run: {out['lone_steps_per_s']:.1f} steps/s {visit.error}", flush=True)
+                for _ in range(args.idle_rounds):
+                    render_round(browser, url, idle_times)
+                idle_threads, idle_names = thread_count(proc.pid), thread_names(proc.pid)
+                print("idle page loads (s): " + "; ".join(f"{p} " + ", ".join(f"{t:.2f}" for t in ts)
+                                                          for p, ts in idle_times.items()), flush=True)
+
+                sampler = Sampler(url, proc.pid)
+                sampler.start()
+                begin = time.monotonic() + args.ramp_s + 5.0     # every visitor arrived and pressed Start
+                window = (begin, begin + 60 * args.minutes)
+                job = crowd_process.submit(crowd, url, plan, window[1])
+                while time.monotonic() < window[0]:
+                    time.sleep(0.2)
+                groups, health_from = process_groups(proc.pid), len(sampler.health_ms)
+                cpu0, box0 = cpu_of(groups), machine_cpu_s()
+                # This script and its helpers (Playwright's driver, the visitors' process: told apart below).
+                mine = [os.getpid(), *(p for p in children(os.getpid()) if p != proc.pid)]
+                mine0 = {p: cpu_seconds(p) for p in mine}
+                late = 0
+                while time.monotonic() < window[1] - 2.0:
+                    late += render_round(browser, url, loaded_times, window[1] - 2.0)
+                cpu1, box1, mine1 = cpu_of(groups), machine_cpu_s(), {p: cpu_seconds(p) for p in mine}
+                seen = job.result(timeout=300)
+                health = sampler.health_ms[health_from:]
+                rss = [mb for t, mb in sampler.rss if window[0] <= t <= window[1]]
+                sampler.stop.set()
+                browser.close()
+            finally:
+                if browser.is_connected():
+                    browser.close()
+        # The visitors have left: their sessions are released after server.disconnectedSessionTTL.
+        release_end = time.monotonic() + RELEASE_S
+        while thread_count(proc.pid) > idle_threads and time.monotonic() < release_end:
+            time.sleep(2.0)
+        end_threads, end_names = thread_count(proc.pid), thread_names(proc.pid)
+        print(f"server threads: {idle_threads} idle, {end_threads} after the visitors left "
+              f"({RELEASE_S - max(0.0, release_end - time.monotonic()):.0f} s after the load); more by name: "
+              f"{dict(end_names - idle_names)}, fewer: {dict(idle_names - end_names)}", flush=True)
+        workers = process_groups(proc.pid)["workers"]
+    finally:
+        crowd_process.shutdown(cancel_futures=True)
+        e2e.stop_server(proc)
+    ended = time.monotonic() + 15
+    while any(alive(p) for p in workers) and time.monotonic() < ended:
+        time.sleep(0.5)
+    left = [p for p in workers if alive(p)]
+    for pid in left:   # ours: end them so the box is left clean, after counting them
+        os.kill(pid, 9)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    seconds = window[1] - window[0]
+    visits = seen["visits"]
+    rates = {v: rate_in(v.steps, *window) for v in visits}
+    refused = [v for v in visits if v.refusals or v.error or rates[v] == 0]
+    advancing = {v.name for v in visits if rates[v] > 0}
+    on_box = [n for v in visits for t, n in v.on_box if t >= window[0] + seconds / 2]
+    private_rates = [rates[v] for v in visits if v.name.startswith("2-D seed")]
+    by_key = {k: [round(rates[v], 1) for v in visits if v.name == k] for k in keys}
+    for k, rs in by_key.items():
+        print(f"  {k:<16}: steps/s seen by its {len(rs)} visitor(s) {rs}; most 'shared with' "
+              f"{max(v.shared_with for v in visits if v.name == k)}")
+    for v in refused:
+        print(f"  refused {v.name}: {v.refusals[:1] or v.error or 'no step counted in the window'}")
+    idle_p95 = {p: p95(ts) for p, ts in idle_times.items()}
+    loaded_p95 = {p: p95(ts) for p, ts in loaded_times.items()}
+    first_third, last_third = thirds(rss)
+    cores = os.cpu_count() or 1
+    bench_s = sum(mine1[p] - mine0[p] for p in mine if p != seen["pid"])
+    result = {
+        "cpu": cpu_model(), "cores": cores, "visitors": args.visitors, "private": private,
+        "minutes": args.minutes, "distinct_keys": len(keys),
+        "render_p95_ratio": round(max(loaded_p95[p] / idle_p95[p] for p in PAGES), 3),
+        "render_p95_idle_s": {p: round(x, 3) for p, x in idle_p95.items()},
+        "render_p95_loaded_s": {p: round(x, 3) for p, x in loaded_p95.items()},
+        "render_loads": {p: [len(idle_times[p]), len(loaded_times[p])] for p in PAGES},
+        "render_loads_ending_after_the_load": late,
+        "health_p95_ms": round(p95(health), 1), "health_max_ms": round(max(health, default=0.0), 1),
+        "refused": len(refused),
+        "runs_computing": len(advancing),
+        "runs_on_box_said": max(on_box, default=0),
+        "min_private_steps_per_s": round(min(private_rates, default=0.0), 2),
+        "lone_steps_per_s": round(out["lone_steps_per_s"], 2),
+        "private_steps_per_s": sorted(round(r, 1) for r in private_rates),
+        "shared_steps_per_s": {k: max(rs, default=0.0) for k, rs in by_key.items() if not k.startswith("2-D seed")},
+        "rss_first_third_mb": round(first_third, 1), "rss_last_third_mb": round(last_third, 1),
+        "rss_samples": len(rss),
+        "leftover_processes": len(left),
+        "leftover_threads": max(0, end_threads - idle_threads), "server_threads_idle_end": [idle_threads, end_threads],
+        "cpu_share": {**{k: round((cpu1[k] - cpu0[k]) / (seconds * cores), 3) for k in cpu0},
+                      "visitors_process": round(seen["cpu_s"] / (seconds * cores), 3),
+                      "bench_itself": round(bench_s / (seconds * cores), 3),
+                      # The rest of the box: work that was not this benchmark's (the box is shared), and idle.
+                      "not_ours": round(((box1[0] - box0[0]) - sum(cpu1[k] - cpu0[k] for k in cpu0) - seen["cpu_s"]
+                                         - bench_s) / (box1[1] - box0[1]), 3),
+                      "idle": round(1 - (box1[0] - box0[0]) / (box1[1] - box0[1]), 3)},
+        # What a visitor asked of the server, a second (its fragment timers' reruns, the pictures it fetched).
+        "fragment_reruns_per_visitor_s": round(sum(v.fragment_reruns / (window[1] - v.opened) for v in visits)
+                                               / len(visits), 2),
+        "pictures_per_visitor_s": round(sum(v.pictures / (window[1] - v.opened) for v in visits) / len(visits), 2),
+    }
+    result["targets_met"] = verdicts(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
