@@ -15,6 +15,7 @@ from explorer.grid import MEMBER_FIELDS
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
+from ui import frame_cache
 from ui.grid_sweep import grid_sweep
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
@@ -188,15 +189,18 @@ def render_panels(snap: C.CompareSnapshot, small: bool, cache: str) -> list[byte
     key = (snap, scale, arrows, grad_map)   # the snapshot itself, not its id(): a freed one's id may come back
     drawn = st.session_state.get(cache + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        size = 2.6 if small else 4.0
-        figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
-        panels = plots.scaled_panels(snap.panels, scale)
-        figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
-                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
-                                     arrows=arrows, grad_map=grad_map)
-                   for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
-        st.session_state[cache + "figures"] = figures
-        st.session_state[cache + "frames"] = [plots.figure_png(fig) for fig in figures]
+        def draw() -> list[bytes]:
+            size = 2.6 if small else 4.0
+            figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
+            panels = plots.scaled_panels(snap.panels, scale)
+            figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
+                                         size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
+                                         arrows=arrows, grad_map=grad_map)
+                       for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
+            st.session_state[cache + "figures"] = figures
+            return [plots.figure_png(fig) for fig in figures]
+        # drawn once for every visitor who watches this snapshot (ui/frame_cache.py)
+        st.session_state[cache + "frames"] = frame_cache.drawn(snap, ("compare", scale, arrows, grad_map, small), draw)
         st.session_state[cache + "frame_key"] = key
     return st.session_state[cache + "frames"]
 

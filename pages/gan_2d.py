@@ -25,6 +25,7 @@ from explorer.toy_training import (
     toy_snapshot,
     toy_trainer_from_bytes,
 )
+from ui import frame_cache
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
@@ -305,17 +306,21 @@ def draw_frame(snap, state: str, slots: Slots) -> None:
 
 
 def render_snapshot(snap, cache: str) -> bytes:
-    """The snapshot's landscape as a PNG, drawn once per snapshot and view (kept in session_state under
-    the prefix `cache`)."""
+    """The snapshot's landscape as a PNG, drawn once per snapshot and view for every visitor who
+    watches it (ui/frame_cache.py), and kept in session_state under the prefix `cache`."""
     # The key holds the snapshot itself, not its id(): a freed snapshot's id may come back for the next one.
     key = (snap, arrows, grad_map, raw)
     drawn = st.session_state.get(cache + "frame_key")
     if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
-        fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
-                                reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
-        st.session_state[cache + "fig"] = fig
-        st.session_state[cache + "frame"], st.session_state[cache + "frame_key"] = plots.figure_png(fig), key
+        def draw() -> bytes:
+            shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
+            fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
+                                    reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
+            st.session_state[cache + "fig"] = fig
+            return plots.figure_png(fig)
+        view = ("gan_2d", arrows, grad_map, raw, value_label)
+        st.session_state[cache + "frame"] = frame_cache.drawn(snap, view, draw)
+        st.session_state[cache + "frame_key"] = key
     return st.session_state[cache + "frame"]
 
 
