@@ -120,6 +120,9 @@ def train_in_turns(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (),
     from explorer.toy_training import FINAL_SAMPLES, make_toy_trainer, toy_snapshot
     seconds = 0.0
     try:
+        if cfg.dataset == "points":
+            raise ValueError("--dataset points needs a file of points (--points with `python -m explorer toy`); "
+                             "a sweep takes none.")
         trainer = make_toy_trainer(cfg)
         while trainer.step_count < steps:
             start = time.perf_counter()
