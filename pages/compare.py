@@ -184,25 +184,19 @@ page_run()   # this run draws one live frame; the live view's own runs draw the 
 
 
 def render_panels(snap: C.CompareSnapshot, small: bool, cache: str) -> list[bytes]:
-    """The panels as PNGs on one colour scale, drawn once per snapshot and view (kept in session_state
-    under the prefix `cache`)."""
-    key = (snap, scale, arrows, grad_map)   # the snapshot itself, not its id(): a freed one's id may come back
-    drawn = st.session_state.get(cache + "frame_key")
-    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        def draw() -> list[bytes]:
-            size = 2.6 if small else 4.0
-            figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
-            panels = plots.scaled_panels(snap.panels, scale)
-            figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
-                                         size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
-                                         arrows=arrows, grad_map=grad_map)
-                       for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
-            st.session_state[cache + "figures"] = figures
-            return [plots.figure_png(fig) for fig in figures]
-        # drawn once for every visitor who watches this snapshot (ui/frame_cache.py)
-        st.session_state[cache + "frames"] = frame_cache.drawn(snap, ("compare", scale, arrows, grad_map, small), draw)
-        st.session_state[cache + "frame_key"] = key
-    return st.session_state[cache + "frames"]
+    """The panels as PNGs on one colour scale, drawn once per snapshot and view for every visitor who
+    watches it (ui/frame_cache.py); the figures are kept in session_state under the prefix `cache`."""
+    def draw() -> list[bytes]:
+        size = 2.6 if small else 4.0
+        figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
+        panels = plots.scaled_panels(snap.panels, scale)
+        figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
+                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
+                                     arrows=arrows, grad_map=grad_map)
+                   for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
+        st.session_state[cache + "figures"] = figures
+        return [plots.figure_png(fig) for fig in figures]
+    return frame_cache.drawn(snap, ("compare", scale, arrows, grad_map, small), draw)
 
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str, slots: Slots) -> None:

@@ -307,21 +307,14 @@ def draw_frame(snap, state: str, slots: Slots) -> None:
 
 def render_snapshot(snap, cache: str) -> bytes:
     """The snapshot's landscape as a PNG, drawn once per snapshot and view for every visitor who
-    watches it (ui/frame_cache.py), and kept in session_state under the prefix `cache`."""
-    # The key holds the snapshot itself, not its id(): a freed snapshot's id may come back for the next one.
-    key = (snap, arrows, grad_map, raw)
-    drawn = st.session_state.get(cache + "frame_key")
-    if drawn is None or drawn[0] is not snap or drawn[1:] != key[1:]:
-        def draw() -> bytes:
-            shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
-            fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
-                                    reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
-            st.session_state[cache + "fig"] = fig
-            return plots.figure_png(fig)
-        view = ("gan_2d", arrows, grad_map, raw, value_label)
-        st.session_state[cache + "frame"] = frame_cache.drawn(snap, view, draw)
-        st.session_state[cache + "frame_key"] = key
-    return st.session_state[cache + "frame"]
+    watches it (ui/frame_cache.py); the figure is kept in session_state under the prefix `cache`."""
+    def draw() -> bytes:
+        shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
+        fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
+                                reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
+        st.session_state[cache + "fig"] = fig
+        return plots.figure_png(fig)
+    return frame_cache.drawn(snap, ("gan_2d", arrows, grad_map, raw, value_label), draw)
 
 
 def draw_snapshot(snap, cache: str, slots: Slots):

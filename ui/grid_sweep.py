@@ -16,7 +16,7 @@ import streamlit as st
 
 from explorer.plots import sweep_sheet_png
 from explorer.pool import get_pool
-from explorer.sweep import SHEET_SAMPLES, train_in_turns
+from explorer.sweep import SHEET_SAMPLES, error_row, train_in_turns
 from explorer.sweep_table import columns, csv_text
 
 MAX_STEPS = 5000
@@ -31,18 +31,18 @@ def grid_sweep(configs: Sequence[Any], keys: tuple[str, ...], names: dict[str, s
         if st.button(f"Train {len(configs)} runs of {int(steps):,} steps", key=prefix + "sw_go"):
             pool = get_pool()
             jobs = [pool.submit(train_in_turns, cfg, int(steps), keys, SHEET_SAMPLES) for cfg in configs]
-            st.session_state[prefix + "sw"] = (keys, jobs)
+            st.session_state[prefix + "sw"] = (keys, list(zip(configs, jobs)))
         if prefix + "sw" in st.session_state:
             results(prefix, names)
 
 
 def results(prefix: str, names: dict[str, str]) -> None:
     keys, jobs = st.session_state[prefix + "sw"]
-    training = not all(job.future.done() for job in jobs)
+    training = not all(job.future.done() for _, job in jobs)
 
     @st.fragment(run_every=POLL_S if training else None)
     def table() -> None:
-        rows = [row_of(job) for job in jobs]
+        rows = [row_of(cfg, keys, job) for cfg, job in jobs]
         done = [row for row in rows if row is not None]
         if training and len(done) == len(rows):   # the last one finished: the page without its timer
             st.rerun(scope="app")
@@ -58,11 +58,11 @@ def results(prefix: str, names: dict[str, str]) -> None:
     table()
 
 
-def row_of(job: Any) -> dict | None:
+def row_of(cfg: Any, keys: tuple[str, ...], job: Any) -> dict | None:
     """A finished job's row (a worker that died: a row that says so); None while it trains."""
     if not job.future.done():
         return None
     try:
         return job.result(0)
-    except Exception as err:   # WorkerDied, or what the run let through: its row says why
-        return {"error": f"{type(err).__name__}: {err}"}
+    except Exception as err:   # WorkerDied, or what the run let through: its row says why, as on the CLI
+        return error_row(cfg, keys, f"{type(err).__name__}: {err}")
