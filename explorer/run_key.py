@@ -19,21 +19,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
+from explorer.hot_schedule import Change, merged
+
 
 def run_key(kind: str, config: Any, *, seed: int | None = None, data: Any = None,
-            checkpoint: bytes | None = None) -> str:
+            checkpoint: bytes | None = None, schedule: Iterable[Change] = ()) -> str:
     """'kind:' and the SHA-256 of a canonical JSON of the config's fields, seed, data and checkpoint digests.
 
     config: a dataclass instance (nested dataclasses, tuples and NumPy values are fine); data: bytes
-    (an upload as it came) or a NumPy array (parsed points, decoded pictures), or None."""
+    (an upload as it came) or a NumPy array (parsed points, decoded pictures), or None; schedule: the
+    hot changes planned by step (explorer/hot_schedule.py), part of what the run is."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"A run key is made from a config dataclass instance; got {type(config).__name__}.")
     recipe = {"kind": kind, "config": {"type": type(config).__name__, **dataclasses.asdict(config)},
               "seed": seed, "data": digest(data), "checkpoint": digest(checkpoint)}
+    planned = merged(schedule)
+    if planned:   # (absent otherwise: a run without one keeps the key it always had)
+        recipe["schedule"] = [[c.step, c.hot] for c in planned]
     return f"{kind}:{_sha(recipe)}"
 
 

@@ -29,6 +29,7 @@ import weakref
 from typing import Any, Callable, Iterable
 
 from explorer import shared_runs
+from explorer.hot_schedule import Change, merged
 from explorer.limits import (  # noqa: F401
     VisitorBudget,
     acquire_slot,
@@ -92,6 +93,7 @@ class Session:
         self._prepare_lock = threading.Lock()       # one trainer build at a time
         self._clear()
         self._key = self._base_key = key
+        self._schedule: list[Change] = []           # hot changes planned by step (a link's, see reset)
         _WATCHED.add(self)
         weakref.finalize(self, forget, id(self))   # a session dropped unclosed gives back its slot and place
 
@@ -113,6 +115,12 @@ class Session:
         self._key: str | None = None           # what the run is, while others may share it (None: private)
         self._base_key: str | None = None      # the key given with the factory
         self._hot_since_key: dict = {}         # hot updates before the first step (they enter the key)
+        # The run's hot changes as the worker applied them, each with its step, and what is left of the
+        # plan a link gave (explorer/hot_schedule.py); both as of the worker's last report.
+        self._changes: list[Change] = []
+        self._changes_lost = False
+        self._planned: list[Change] = []
+        self._planned_done = 0
 
     # ------------------------------------------------------------------ what the page reads
     @property
@@ -178,6 +186,42 @@ class Session:
     def worker_pid(self) -> int | None:   # the process holding the run (None before it is built)
         link = self._link
         return None if link is None else link.pid
+
+    @property
+    def changes(self) -> list[Change]:
+        """The hot changes applied to the run so far, each with the step it took effect at, oldest first
+        (visitors' and planned ones alike; the first MAX_CHANGES of them, see changes_lost)."""
+        with self._lock:
+            return list(self._changes)
+
+    @property
+    def changes_lost(self) -> bool:   # more hot changes were applied than `changes` holds
+        return self._changes_lost
+
+    @property
+    def schedule(self) -> list[Change]:   # the hot changes planned by step, as reset was given them
+        return list(self._schedule)
+
+    @property
+    def planned(self) -> list[Change]:
+        """The planned changes (reset's schedule) not applied yet; [] once a visitor changed a setting."""
+        with self._lock:
+            return list(self._planned)
+
+    @property
+    def planned_done(self) -> int:   # how many of the schedule's changes have been applied
+        return self._planned_done
+
+    def wait_for_changes(self, count: int, timeout: float = 1.0) -> bool:
+        """Wait until the worker reports at least `count` applied changes (or the run stands in no
+        worker); True if it did. After update(), so that the page's link includes the change's step."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._changes) < count and self._run_id is not None and self._state != "error":
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._lock.wait(left):
+                    break
+            return len(self._changes) >= count
 
     def latest(self, newer_than: Any = None, wait_s: float = 0.0) -> Any:
         """The most recent snapshot (None before the first); also tells the session someone watches.
@@ -245,8 +289,8 @@ class Session:
             link.attach(run_id, self)
             with self._lock:
                 self._link, self._run_id = link, run_id
-            message = ("open", run_id, factory, self._snapshot_fn, self._still_fn, self.options, pending,
-                       pool.next_id())
+            options = {**self.options, "schedule": self._schedule} if self._schedule else self.options
+            message = ("open", run_id, factory, self._snapshot_fn, self._still_fn, options, pending, pool.next_id())
             try:
                 link.request(message, REQUEST_TIMEOUT_S)
             except (WorkerDied, TimeoutError) as err:
@@ -334,11 +378,15 @@ class Session:
             self._link = _RELEASED if self._link is not None else None
         self._release(link, run_id)
 
-    def reset(self, trainer_factory: Callable[[], Any] | None = None, key: str | None = None) -> None:
+    def reset(self, trainer_factory: Callable[[], Any] | None = None, key: str | None = None,
+              schedule: Iterable[Change] = ()) -> None:
         """Release the run and forget every snapshot; the next start builds a fresh trainer (or, with
         the key of what trainer_factory builds, joins the run another session trains with that key).
         Without a key the next run is private, even for the same factory: a visitor who resets means
-        to start again at step 0. A shared run goes on for the others."""
+        to start again at step 0. A shared run goes on for the others.
+
+        schedule: hot changes the worker applies at exactly their steps (a link's, explorer/hot_schedule.py),
+        until this session changes a setting itself; the key must then cover them (run_key's schedule)."""
         left = self._leave_shared()
         with self._lock:
             link, run_id = (None, None) if left else (self._link, self._run_id)
@@ -347,6 +395,8 @@ class Session:
                 self._factory = trainer_factory
             self._clear()
             self._key = self._base_key = key
+            self._schedule = merged(schedule)
+            self._planned = list(self._schedule)
         self._release(link, run_id)
 
     def update(self, **hot: Any) -> None:
@@ -410,6 +460,8 @@ class Session:
                 self._final = self._final or info["final"]
                 self._idle_pausing = False
             self._run_seconds, self._steps_per_s = info["run_seconds"], info["steps_per_s"]
+            self._changes, self._changes_lost = info["changes"], info["changes_lost"]
+            self._planned, self._planned_done = info["planned"], info["planned_done"]
             if snapshot is not None:
                 self._store_locked(snapshot, still=info["still"] or self._still_fn is None)
             self._lock.notify_all()
@@ -442,6 +494,7 @@ class Session:
         with source._lock:
             view = (source._state, source._message, source._final, source._snapshot, source._snapshot_still,
                     source._record.copy(), source._run_seconds, source._steps_per_s)
+            plan = (list(source._changes), source._changes_lost, list(source._planned), source._planned_done)
         with self._lock:
             own = (self._link, self._run_id)
             self._link, self._run_id, self._shared = shared.link, shared.run_id, shared
@@ -449,6 +502,7 @@ class Session:
             self._pending = {}   # already in the key, so already in the shared run
             state, message, self._final, self._snapshot, self._snapshot_still, self._record, \
                 self._run_seconds, self._steps_per_s = view
+            self._changes, self._changes_lost, self._planned, self._planned_done = plan
             self._set_state_locked(state, message)   # leaves the queue, if it was queued
         self._release(*own)
 

@@ -21,6 +21,10 @@ What goes back:
     ("reply", req, ok, value)      the answer to a request: its result, or the exception it raised
     ("progress", req, value)       a value a generator job yielded
 
+Every hot change is noted with the step it took effect at (a run's info carries them); a run opened
+with options["schedule"] (a link's plan, explorer/hot_schedule.py) gets those changes at exactly their
+steps, the chunk cut where one falls, until a visitor changes a setting.
+
 A fork (a visitor leaving a shared run, explorer/shared_runs.py) copies the trainer here, between two
 chunks, so the copy starts exactly where the run stands: same weights, optimizer state, random
 state and history (explorer/fork.py); the run itself goes on as if nothing happened.
@@ -55,6 +59,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Iterator
 
+from explorer.hot_schedule import MAX_CHANGES, Change, merged
 from explorer.process import configure
 from explorer.snapshots import SnapshotThread
 
@@ -85,11 +90,19 @@ class Run:
         self.last_snapshot_t, self.snapshot_costs = 0.0, deque(maxlen=5)
         self.still_step: int | None = None    # step of the newest still snapshot (None: none yet)
         self.speed: deque[tuple[float, int]] = deque()   # (wall time, step) while training
+        # Hot changes: those applied, each with its step (a link replays them, explorer/hot_schedule.py),
+        # and those planned (a link's), applied at exactly their steps until a visitor changes one.
+        self.changes: list[Change] = []
+        self.changes_lost = False   # more than MAX_CHANGES were applied: the list holds the first ones
+        self.planned: list[Change] = merged(options.get("schedule") or ())
+        self.planned_done = 0
 
     def copy_as(self, run_id: int, trainer: Any) -> "Run":
         """This run's settings and clock around `trainer` (a copy of this run's), as run `run_id`."""
         twin = Run(run_id, trainer, self.snapshot_fn, self.still_fn, self.options)
         twin.run_seconds, twin.chunk = self.run_seconds, self.chunk
+        twin.changes, twin.changes_lost = list(self.changes), self.changes_lost
+        twin.planned, twin.planned_done = list(self.planned), self.planned_done
         return twin
 
     @property
@@ -118,7 +131,8 @@ class Run:
     def info(self, still: bool = False) -> dict:
         return {"state": self.state, "message": self.message, "final": self.final, "seq": self.seq,
                 "step": self.step_count, "run_seconds": self.run_seconds,
-                "steps_per_s": self.steps_per_s(), "still": still}
+                "steps_per_s": self.steps_per_s(), "still": still, "changes": list(self.changes),
+                "changes_lost": self.changes_lost, "planned": list(self.planned), "planned_done": self.planned_done}
 
 
 class Worker:
@@ -269,7 +283,7 @@ class Worker:
         if run.state == "error" or run.final:
             return self.reply(req, True)
         try:
-            run.trainer.step(n)
+            self.advance(run, n)
             snapshot = run.still_fn(run.trainer)
         except Exception as err:   # a step that diverges: the run ends with its last good snapshot
             self.fail(run, err)
@@ -305,12 +319,35 @@ class Worker:
             self.settle(twin)   # the picture of exactly the step it was copied at
         self.reply(req, True)
 
-    def apply(self, run: Run, hot: dict) -> None:
-        if hot:
-            try:
-                run.trainer.update(**hot)
-            except ValueError as err:   # a bad value: say so, keep training with the old one
-                run.message = f"Could not change {', '.join(hot)}: {err}"
+    def apply(self, run: Run, hot: dict, planned: bool = False) -> None:
+        """Give the trainer hot settings now and note the step. A visitor's change (not `planned`)
+        ends the plan: from here on the visitor steers."""
+        if not hot:
+            return
+        try:
+            run.trainer.update(**hot)
+        except ValueError as err:   # a bad value: say so, keep training with the old one
+            run.message = f"Could not change {', '.join(hot)}: {err}"
+            return
+        if len(run.changes) < MAX_CHANGES:
+            run.changes.append(Change(run.step_count, dict(hot)))
+        else:
+            run.changes_lost = True
+        if not planned:
+            run.planned = []
+
+    def advance(self, run: Run, n: int) -> None:
+        """n steps, each planned change applied after exactly its step's number of steps."""
+        target = run.step_count + n
+        while True:
+            while run.planned and run.planned[0].step <= run.step_count:
+                self.apply(run, run.planned.pop(0).hot, planned=True)
+                run.planned_done += 1
+            left = target - run.step_count
+            if left <= 0:
+                return
+            until = run.planned[0].step - run.step_count if run.planned else left
+            run.trainer.step(min(left, until))
 
     # ------------------------------------------------------------------ training
     def train_chunk(self, run: Run) -> None:
@@ -321,7 +358,7 @@ class Worker:
         try:
             if run.snapshot_error is not None:   # the snapshot thread's last job failed
                 raise run.snapshot_error
-            run.trainer.step(n)
+            self.advance(run, n)
             dt = time.monotonic() - t0
             now = time.monotonic()
             if not self.snapshots.busy and now - run.last_snapshot_t >= run.snapshot_interval():

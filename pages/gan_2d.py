@@ -12,6 +12,7 @@ import streamlit as st
 from explorer import charts, plots
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
+from explorer.hot_schedule import MAX_CHANGES
 from explorer.pool import get_pool
 from explorer.run_key import run_key
 from explorer.session import Session
@@ -25,7 +26,7 @@ from explorer.toy_training import (
     toy_snapshot,
     toy_trainer_from_bytes,
 )
-from ui import frame_cache
+from ui import frame_cache, links
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
@@ -48,6 +49,8 @@ DEFAULT = ToyConfig.recommended("8gaussians", "wgan-gp")   # the page opens on t
 SETTINGS = TOY_OFFER
 KEEP = ("dataset", "loss", "seed", "device")   # what "recommended settings" leaves as the visitor set it
 COLD = tuple(k for k in SETTINGS if k not in HOT_FIELDS)   # changing these starts a new run
+TOGGLES = ("arrows", "grad_map", "raw", "health")   # the view's switches, in the link too
+LABELS = {"lam": "λ", "clip": "c", "n_critic": "critic iterations", "lr_g": "generator lr", "lr_c": "critic lr"}
 
 
 def parse_setting(name: str, raw: str):
@@ -162,13 +165,21 @@ if P + "init" not in st.session_state:   # first run of this visitor: URL settin
             except (ValueError, OverflowError):
                 bad.append(f"{name}={st.query_params[name]!r}")
         st.session_state[P + name] = value
+    for name, on in links.toggles_from(st.query_params, TOGGLES).items():
+        st.session_state[P + name] = on
+    # The link's hot changes by step: the first run follows them (explorer/hot_schedule.py).
+    st.session_state[P + "plan"], unusable = links.plan_from(st.query_params, parse_setting, HOT_FIELDS)
+    st.session_state[P + "link_points"] = st.query_params.get(links.POINTS)
     st.session_state[P + "init"] = True
     if bad:
         st.warning(f"Ignored settings in the link that are out of range or unreadable: {', '.join(bad)}. "
                    "Using the defaults for those.")
+    if unusable:
+        st.warning(unusable)
 
 session = visitor_session("gan_2d", new_session)
 st.session_state[P + "session"] = session   # tests and teardown reach the run through this
+links.follow_plan(session, P, HOT_FIELDS)   # the sliders show what a link's plan has set so far
 
 with st.sidebar:
     st.header("Data and model")
@@ -185,9 +196,13 @@ with st.sidebar:
         elif upload is not None:
             try:
                 points = read_points(upload.getvalue())
-                points_digest = hashlib.sha1(upload.getvalue()).hexdigest()
+                points_digest = hashlib.sha256(upload.getvalue()).hexdigest()
             except ValueError as err:
                 st.error(f"Could not read the points: {err}")
+        linked = st.session_state.get(P + "link_points")
+        if linked and points_digest and not points_digest.startswith(linked):
+            st.warning("These points are not the file the link's run trained on (their SHA-256 differs), so "
+                       "this run will not be the one the link showed.")
     st.session_state[P + "points"] = points
     st.radio("Loss", LOSSES, key=P + "loss", horizontal=True, on_change=apply_recommended, args=(LOSS_FIELDS,),
              format_func={"gan": "GAN", "wgan": "WGAN (clip)", "wgan-gp": "WGAN-GP"}.get)
@@ -217,9 +232,6 @@ with st.sidebar:
 
 values = {k: st.session_state[P + k] for k in SETTINGS}
 cfg = replace(DEFAULT, **values)
-url = {k: _fmt(v) for k, v in values.items() if v != getattr(DEFAULT, k)}
-if dict(st.query_params) != url:        # the link reproduces this run (seed included)
-    st.query_params.from_dict(url)
 
 if P + "ckpt_error" in st.session_state:
     st.error(f"Could not resume from that file: {st.session_state[P + 'ckpt_error']}")
@@ -230,22 +242,29 @@ if P + "resume" in st.session_state:     # a checkpoint was just loaded: it beco
     resumed, key, at_step, note = st.session_state.pop(P + "resume")
     session.reset(resumed, key=key)
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
+    st.session_state[P + "resumed"], st.session_state[P + "start_hot"] = True, hot
     st.success(f"Resumed from the checkpoint at step {at_step:,}. Press Start to go on.")
     if note:
         st.info(note)
 elif st.session_state.get(P + "cold") != cold:
     before, was = st.session_state.get(P + "cold"), session.latest()
-    # The key: visitors who press Start on the same settings (and data) watch one run.
-    session.reset(partial(make_toy_trainer, replace(cfg), points), key=run_key("toy", cfg, data=points))
+    plan = st.session_state.pop(P + "plan", [])   # a link's changes: for the run it opens with only
+    # The key: visitors who press Start on the same settings (and data, and plan) watch one run.
+    session.reset(partial(make_toy_trainer, replace(cfg), points), key=run_key("toy", cfg, data=points,
+                  schedule=plan), schedule=plan)
     st.session_state[P + "cold"], st.session_state[P + "hot"] = cold, hot
+    st.session_state[P + "resumed"] = False
     if before is not None and was is not None and was.step > 0:
         changed = ", ".join(k.replace("_", " ") for k in cold if before.get(k) != cold[k])
         st.info(f"A new run starts at step 0: the {changed} changed, and a run cannot change that while it "
                 f"trains. The previous run had reached step {was.step:,}.")
 elif st.session_state.get(P + "hot") != hot:
     changed = {k: v for k, v in hot.items() if st.session_state[P + "hot"].get(k) != v}
+    applied, was = len(session.changes), session.latest()
     session.update(**changed)
     st.session_state[P + "hot"] = hot
+    if was is not None and was.step > 0:   # the link below then holds the step it took effect at
+        session.wait_for_changes(applied + 1, timeout=1.0)
 
 # ----------------------------------------------------------------------------- controls
 ready = not (values["dataset"] == "points" and points is None)
@@ -253,6 +272,10 @@ ready = not (values["dataset"] == "points" and points is None)
 
 run_buttons(session, P, step_n=STEP_CLICK, can_train=ready,
             reset=lambda: session.reset(partial(make_toy_trainer, replace(cfg), points)))
+if session.planned:
+    st.caption(f"The link plans {links.describe(session.planned, LABELS.get, _fmt)}: each change comes after "
+               "exactly that many steps, as in the run the link was made from. Changing a setting yourself "
+               "drops the rest of the plan.")
 try:
     if ready and session.state == "idle":
         session.prepare()            # show the untrained critic at step 0
@@ -280,8 +303,8 @@ value_label = "discriminator logit" if values["loss"] == "gan" else "critic valu
 # ----------------------------------------------------------------------------- live view
 @st.fragment(run_every=FRAME_S if live else None)
 def live_view() -> None:
-    if live and session.state != drawn_state:   # stopped by itself: redraw buttons and messages
-        st.rerun(scope="app")
+    if live and (session.state != drawn_state or links.plan_moved(session, P)):
+        st.rerun(scope="app")   # stopped by itself, or a planned change: redraw buttons, sliders, the link
     slots = None   # the view is laid out at the first frame: till then the last loop's frame stays up
     for snap in live_frames(session, P + "shown", live):   # frame after frame while it trains
         if snap is not None:
@@ -436,5 +459,24 @@ if snap is not None:
             d5.download_button("Training (GIF)", st.session_state[P + "gif"], "gan2d_training.gif",
                                "image/gif", on_click="ignore")
         st.caption(f"As of step {snap.step:,} (pause for the latest). The link in your address bar holds "
-                   "every setting, seed included: share it to reproduce this run. A checkpoint resumes it "
-                   "here or with `python -m explorer toy`.")
+                   "every setting, seed included, and every change made while it trained, at the step it took "
+                   "effect: share it to reproduce this run, bit for bit on the same kind of machine. A "
+                   "checkpoint resumes it here or with `python -m explorer toy`.")
+        if session.changes_lost:
+            st.caption(f"More than {MAX_CHANGES} changes were made while this run trained: the link holds the "
+                       "first ones, so it reproduces the run only up to the next change.")
+        if values["dataset"] == "points":
+            st.caption("A link cannot carry your points file: whoever opens it uploads the same file (the link "
+                       "holds its digest, and the page says if the file differs).")
+
+
+# ----------------------------------------------------------------------------- the link
+latest = session.latest()
+if latest is None or latest.step == 0:      # nothing trained yet: the settings now are the run's start
+    st.session_state[P + "start_hot"] = hot
+started = {**values, **st.session_state.get(P + "start_hot", hot)}
+url = links.params_for(started, DEFAULT, _fmt, session.changes + session.planned,
+                       {"arrows": arrows, "grad_map": grad_map, "raw": bool(raw), "health": health_panel},
+                       resumed=st.session_state.get(P + "resumed", False), points=points_digest)
+if dict(st.query_params) != url:        # the link reproduces this run (seed and changes included)
+    st.query_params.from_dict(url)

@@ -33,3 +33,12 @@ def pool_on(request):
         from explorer.pool import Pool
         return Pool(size=size)
     return make
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def pool(request, pool_on):
+    """A module's tests, each on both backends: local worker processes and Ray actors (where a keyed run
+    lives in its key's named actor). A module may define its own `pool` instead."""
+    p = pool_on(request.param)
+    yield p
+    p.shutdown()

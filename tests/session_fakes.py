@@ -229,3 +229,21 @@ class MeasuredSnapshot:
 def measured_every_4(trainer: FakeTrainer) -> MeasuredSnapshot:
     at = trainer.step_count - trainer.step_count % 4
     return MeasuredSnapshot(trainer.step_count, at, {"at": at})
+
+
+def state_digest(trainer) -> tuple[int, str]:
+    """A real trainer's step and the SHA-256 of everything that decides its next steps: the weights,
+    the optimizers' moments, the random state and the losses recorded so far."""
+    import hashlib
+
+    import torch
+    h = hashlib.sha256()
+    nets = [trainer.generator, trainer.critic] + ([trainer.ema_generator] if trainer.ema_generator else [])
+    tensors = [t for net in nets for t in net.state_dict().values()]
+    for opt in (trainer.opt_g, trainer.opt_c):
+        tensors += [v for state in opt.state_dict()["state"].values() for v in state.values()
+                    if isinstance(v, torch.Tensor)]
+    for t in tensors + [trainer.rng.get_state()]:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    h.update(repr(trainer.history).encode())
+    return trainer.step_count, h.hexdigest()

@@ -18,7 +18,7 @@ from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import HOT_FIELDS
 from explorer.run_key import run_key
 from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
-from session_fakes import step_snap
+from session_fakes import state_digest, step_snap
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")
 TINY = {"width": "32", "depth": "1", "batch_size": "64", "n_critic": "1"}
@@ -77,7 +77,58 @@ def test_start_change_lambda_pause(app):
     time.sleep(0.3)
     assert s.latest().step == frozen
     assert [b for b in at.button if b.label == "Resume"]
-    assert at.query_params["lam"] in ("3", ["3"])                            # the link carries the change
+    # The link holds λ as the run started and the change at the step the worker applied it.
+    changes = s.changes
+    assert [c.hot for c in changes] == [{"lam": 3.0}] and changes[0].step > 0
+    assert "lam" not in at.query_params
+    assert at.query_params["changes"] in (f"{changes[0].step}:lam=3", [f"{changes[0].step}:lam=3"])
+
+
+def query(at) -> dict:
+    return {k: v if isinstance(v, str) else v[-1] for k, v in at.query_params.items()}
+
+
+def test_a_link_with_its_changes_replays_the_run_bit_for_bit(app):
+    """A visitor trains, moves λ and the critic iterations while it runs, pauses; the link in their
+    address bar, opened by another visitor and stepped to the same step, trains the same weights and
+    measures the same numbers, and its sliders follow the changes as the plan applies them."""
+    at = app(arrows="1")
+    s, lam_at_start = session_of(at), at.slider(key="g2_lam").value
+    at.button[0].click().run()
+    wait_steps(s, 5)
+    at.slider(key="g2_lam").set_value(3.0).run()
+    wait_steps(s, s.changes[-1].step + 10)
+    at.slider(key="g2_n_critic").set_value(2).run()
+    wait_steps(s, s.changes[-1].step + 10)
+    [b for b in at.button if b.label == "Pause"][0].click().run()
+    at.run()
+    link, (step, digest) = query(at), s.call(state_digest)
+    assert [c.hot for c in s.changes] == [{"lam": 3.0}, {"n_critic": 2}] and link["arrows"] == "1"
+
+    other = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in link.items():
+        other.query_params[k] = v
+    other.run()
+    t = session_of(other)
+    try:
+        assert other.slider(key="g2_lam").value == lam_at_start != 3.0     # as the run started
+        assert other.toggle(key="g2_arrows").value
+        assert "The link plans λ 3 at step" in " ".join(c.value for c in other.caption)
+        replayed = t.step(step)
+        assert t.call(state_digest) == (step, digest)                       # the same run, bit for bit
+        assert replayed.metrics == s.latest().metrics and t.planned == []
+        other.run()
+        assert other.slider(key="g2_lam").value == 3.0 and other.slider(key="g2_n_critic").value == 2
+        assert not other.exception and query(other) == link                 # its own link is the same
+    finally:
+        t.close()
+
+
+def test_an_unreadable_plan_in_a_link_is_ignored_with_a_warning(app):
+    at = app(changes="50:lam=3;20:width=64")
+    assert not at.exception
+    assert any("Ignored the link's changes" in w.value for w in at.warning)
+    assert session_of(at).schedule == []
 
 
 def test_step_button_and_reset_on_architecture_change(app):

@@ -19,14 +19,6 @@ HOT = ("lam", "clip", "n_critic", "lr_g", "lr_c")
 TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=1, seed=3)
 
 
-@pytest.fixture(scope="module", params=["local", "ray"])
-def pool(request, pool_on):
-    """Every test here runs on both backends; on Ray a keyed run lives in its key's named actor."""
-    p = pool_on(request.param)
-    yield p
-    p.shutdown()
-
-
 @pytest.fixture
 def make(pool):
     made: list[Session] = []
