@@ -39,3 +39,41 @@ def test_only_the_newest_pictures_are_kept_and_each_holds_its_snapshot():
     assert frame_cache.kept_count() == frame_cache.KEEP
     frame_cache.drawn(oldest, "view", draw)           # evicted: drawn again, never another's picture
     assert len(calls) == frame_cache.KEEP + 2
+
+
+def test_sessions_asking_at_once_wait_for_one_drawing():
+    import threading
+    import time
+    snap, calls, pictures = Snapshot(), [], []
+
+    def slow_draw():
+        calls.append(1)
+        time.sleep(0.2)
+        return "png"
+    threads = [threading.Thread(target=lambda: pictures.append(frame_cache.drawn(snap, "v", slow_draw)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pictures == ["png"] * 5 and len(calls) == 1
+
+
+def test_when_the_first_drawing_fails_the_next_session_draws_it():
+    import threading
+    import time
+
+    import pytest
+    snap, started = Snapshot(), threading.Event()
+
+    def failing():
+        started.set()
+        time.sleep(0.1)
+        raise ValueError("no picture")
+    second = []
+    t = threading.Thread(target=lambda: (started.wait(), second.append(frame_cache.drawn(snap, "v", lambda: "png"))))
+    t.start()
+    with pytest.raises(ValueError):
+        frame_cache.drawn(snap, "v", failing)
+    t.join()
+    assert second == ["png"]

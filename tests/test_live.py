@@ -83,3 +83,25 @@ def test_in_a_run_of_the_whole_page_it_draws_one_frame_and_lets_the_page_finish(
 def test_just_after_a_run_of_the_whole_page_its_own_runs_draw_one_frame_then_loop():
     assert run(loop_s=2.0, page_ran_s_ago=0.5).session_state["drawn"] == [1]
     assert len(run(loop_s=2.0, page_ran_s_ago=5.0).session_state["drawn"]) >= 4
+
+
+def test_a_few_live_views_get_a_frame_every_frame_s_many_get_them_further_apart():
+    from ui.live import FRAME_S, Pace
+    pace = Pace(frames_per_s=10.0)
+    for i in range(4):                                   # 4 views: 4 / 10 = FRAME_S apart
+        pace.next_tick(("view", i), now=100.0)
+    assert pace.spacing(now=100.0) == FRAME_S and pace.note(now=100.0) == ""
+    for i in range(4, 30):                               # 30 views: 3 s apart, and said so
+        pace.next_tick(("view", i), now=100.0)
+    assert pace.spacing(now=100.0) == 3.0
+    assert "30 live views" in pace.note(now=100.0) and "every 3.0 s" in pace.note(now=100.0)
+    assert pace.spacing(now=200.0) == FRAME_S            # views that stopped drawing are forgotten
+
+
+def test_live_views_draw_on_the_same_ticks_at_least_half_a_spacing_apart():
+    from ui.live import Pace
+    pace = Pace(frames_per_s=1.0)
+    a = pace.next_tick("a", now=10.1)                     # 1 view: FRAME_S
+    b = pace.next_tick("b", now=10.15)                    # 2 views: 2 s apart, on the clock's even seconds
+    assert b == 12.0 and pace.next_tick("a", now=a) == 12.0   # both draw at 12: one picture for both
+    assert pace.next_tick("b", now=11.5) == 14.0          # 12 is less than half a spacing away

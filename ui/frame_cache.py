@@ -16,25 +16,41 @@ from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 KEEP = 32   # pictures kept: a few frames of each run being watched
+WAIT_S = 5.0   # how long a session waits at most for another's drawing of the picture it needs
 
 _LOCK = threading.Lock()
 _KEPT: OrderedDict[tuple[int, Hashable], tuple[Any, Any]] = OrderedDict()   # -> (snapshot, picture)
+_DRAWING: dict[tuple[int, Hashable], threading.Event] = {}   # pictures being drawn now -> set when done
 
 
 def drawn(snapshot: Any, view: Hashable, draw: Callable[[], Any]) -> Any:
-    """draw()'s picture of `snapshot` in `view`: drawn once, then the kept one for every session."""
+    """draw()'s picture of `snapshot` in `view`: drawn once, then the kept one for every session.
+
+    Sessions that ask for the same picture at once (the live views of a shared run draw on the same
+    tick, ui/live.py) wait for the first one's drawing; should it fail, the next draws it itself."""
     key = (id(snapshot), view)
-    with _LOCK:
-        kept = _KEPT.get(key)
-        if kept is not None and kept[0] is snapshot:
+    while True:
+        with _LOCK:
+            kept = _KEPT.get(key)
+            if kept is not None and kept[0] is snapshot:
+                _KEPT.move_to_end(key)
+                return kept[1]
+            being_drawn = _DRAWING.get(key)
+            if being_drawn is None:
+                being_drawn = _DRAWING[key] = threading.Event()
+                break
+        being_drawn.wait(WAIT_S)
+    try:
+        picture = draw()   # outside the lock: another session's different picture need not wait for it
+        with _LOCK:
+            _KEPT[key] = (snapshot, picture)
             _KEPT.move_to_end(key)
-            return kept[1]
-    picture = draw()   # outside the lock: another session's different picture need not wait for it
-    with _LOCK:
-        _KEPT[key] = (snapshot, picture)
-        _KEPT.move_to_end(key)
-        while len(_KEPT) > KEEP:
-            _KEPT.popitem(last=False)
+            while len(_KEPT) > KEEP:
+                _KEPT.popitem(last=False)
+    finally:
+        with _LOCK:
+            del _DRAWING[key]
+        being_drawn.set()
     return picture
 
 

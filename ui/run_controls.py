@@ -13,6 +13,7 @@ import streamlit as st
 
 from explorer.session import Session, running_count
 from ui.budget import visitor_budget
+from ui.live import PACE
 
 
 def visitor_session(page: str, make: Callable[[], Session]) -> Session:
@@ -56,12 +57,14 @@ def is_live(session: Session) -> bool:
 
 
 def speed(session: Session) -> str:
-    """' · 3 runs share this box; this one: 41 steps/s' while the run trains, else nothing."""
+    """' · 3 runs share this box; this one: 41 steps/s' while the run trains (and, when many views are live,
+    how far apart their frames come), else nothing."""
     if session.state != "running":
         return ""
     n = running_count()
     share = "the only run on this box" if n <= 1 else f"{n} runs share this box"
-    return f" · {share}; this one: {session.steps_per_s:.0f} steps/s"
+    pace = PACE.note()
+    return f" · {share}; this one: {session.steps_per_s:.0f} steps/s" + (f" · {pace}" if pace else "")
 
 
 def shared_note(session: Session) -> str:
