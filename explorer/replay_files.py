@@ -35,16 +35,19 @@ log = logging.getLogger(__name__)
 FOLDER = "replays"
 FORMAT, VERSION = "gan-explorer-replay", 1   # a new VERSION names new files; the old ones age out
 SUFFIX = f".v{VERSION}.replay"
-# The 2-D page's defaults make a file of 10.2 MB (nine checkpoints, 8.4 MB; 41 frames of 42 KB; written
-# in 0.06 s, read in 0.01 s): the cap holds it twelve times over, room for Compare's presets beside it.
-MAX_BYTES = 128 * 2**20
+# Measured files: the 2-D page's defaults 10.2 MB (nine checkpoints, 8.4 MB; 41 frames of 42 KB; written
+# in 0.06 s, read in 0.01 s), a Compare preset of two runs 20.1 MB (16.7 MB of checkpoints), so about
+# 30 MB for three: the page's and all five presets' make about 135 MB, which the cap holds with room.
+MAX_BYTES = 256 * 2**20
 RETRY_S = 300.0    # a recording that failed is tried again after this long (a worker died, say)
-KEPT = 8           # replays held in memory once read (one per page default or preset)
+# Replays held in the server's memory once read, the least recently asked for dropped first (and read
+# again from their file, 0.01-0.05 s, when asked for again): the 2-D page's and three or four presets'.
+KEPT_BYTES = 96 * 2**20
 
 # What a replay's pickle may name: the replay, the frames pages draw, and NumPy arrays (as NumPy
 # 1.x and 2.x write them). Anything else is refused before it is imported.
 ALLOWED = {
-    ("explorer.replays", "Replay"), ("explorer.toy_training", "ToySnapshot"),
+    ("explorer.replays", "Replay"), ("explorer.toy_training", "ToySnapshot"), ("explorer.compare", "CompareSnapshot"),
     ("numpy", "dtype"), ("numpy", "ndarray"),
     ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
@@ -133,7 +136,7 @@ class _Reader(pickle.Unpickler):
 
 # ----------------------------------------------------------------------------- a page's request
 _LOCK = threading.Lock()
-_KEPT: OrderedDict[Path, Replay] = OrderedDict()       # file -> its replay, once read in this process
+_KEPT: OrderedDict[Path, tuple[Replay, int]] = OrderedDict()   # file -> (its replay, its size), once read here
 _RECORDING: dict[Path, tuple[Any, float]] = {}         # file -> (its recording job, when it started)
 
 
@@ -147,7 +150,7 @@ def replay_or_recording(recipe: ReplayRecipe, folder: Path | None = None, pool: 
     with _LOCK:
         if path in _KEPT:
             _KEPT.move_to_end(path)
-            return _KEPT[path]
+            return _KEPT[path][0]
         job, started = _RECORDING.get(path, (None, 0.0))
         if job is not None and (not job.future.done() or time.monotonic() - started < RETRY_S):
             return job
@@ -180,7 +183,12 @@ def _recorded(done: Any, folder: Path, path: Path) -> None:
 
 
 def _keep(path: Path, replay: Replay) -> None:
-    _KEPT[path] = replay
+    """Hold `replay` in memory (its size: its file's, else its checkpoints', nine tenths of it)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = sum(len(data) for data in replay.checkpoints.values())
+    _KEPT[path] = (replay, size)
     _KEPT.move_to_end(path)
-    while len(_KEPT) > KEPT:
+    while len(_KEPT) > 1 and sum(held for _, held in _KEPT.values()) > KEPT_BYTES:
         _KEPT.popitem(last=False)

@@ -1,11 +1,12 @@
 """A finished run, recorded once: its frames, its metrics log, its loss history and a few checkpoints.
 
-A page's defaults train the same numbers every time (a run is seeded by its settings alone), so the
-run a first visitor would wait for can be trained once, headlessly, and shown to every later visitor
-at once on a timeline (ui/replay.py). `record_replay` trains a recipe to a fixed step and keeps what
-a live session keeps of a run (explorer/run_record.py), chosen rather than thinned: the page's own
-snapshots (as_frame()) at evenly spread steps, each with the numbers measured with it, the loss
-history, and checkpoints at a few evenly spread steps, step 0 included. A visitor forks a live run
+A page's defaults (the 2-D page's, each Compare preset's) train the same numbers every time (a run is
+seeded by its settings alone), so the run a first visitor would wait for can be trained once,
+headlessly, and shown to every later visitor at once on a timeline (ui/replay.py). `record_replay`
+trains a recipe to a fixed step and keeps what a live session keeps of a run (explorer/run_record.py),
+chosen rather than thinned: the page's own snapshots (as_frame()) at evenly spread steps, each with
+the numbers measured with it, the loss history, and checkpoints at a few evenly spread steps, step 0
+included. A visitor forks a live run
 from a checkpoint, and it goes on exactly as the recorded run did: a checkpoint holds the weights,
 the optimizers' moments, the history and the random generator's state (Trainer.state_dict).
 
@@ -30,8 +31,10 @@ from explorer.sweep import TURN_STEPS
 
 # The 2-D page's defaults (8 Gaussians, WGAN-GP, lambda 1, 2 critic steps, seed 0) capture 8/8 modes
 # by step 100 and pass 90% high-quality samples by step 800; by 2,000 they hold 98% at W1 0.7x the
-# noise floor of 256 points. Recording them takes 25 s on one core of the 2-core EPYC (21-23 s of
+# noise floor of 256 points. Recording them takes 25-31 s on one core of the 2-core EPYC (21-23 s of
 # training, 1.4 s for the 41 frames with their numbers: 34 ms each on the page's 64 x 64 lattice).
+# Compare's presets train two or three runs in lock-step: 75 s for its first (WGAN-GP vs clipping, 5
+# critic steps each), 55-130 s for the others at their lock-step speeds (15-38 steps/s).
 STEPS = 2000        # the recorded run's length (EXPLORER_REPLAY_STEPS: shorter in tests)
 FRAMES = 41         # frames kept, evenly spread over the steps (every 50 of 2,000)
 CHECKPOINTS = 9     # checkpoints kept, evenly spread, step 0 and the last included (every 250 of 2,000)
@@ -67,7 +70,8 @@ class ReplayRecipe:
 @dataclass
 class Replay:
     """A recorded run: plain data (frames are snapshots of plain arrays and floats), 10 MB for the
-    2-D page's defaults: 8.4 MB of checkpoints (0.4 MB at step 0, 1.1 MB at 2,000), 1.7 MB of frames."""
+    2-D page's defaults: 8.4 MB of checkpoints (0.4 MB at step 0, 1.1 MB at 2,000), 1.7 MB of frames;
+    20 MB for a Compare preset of two runs."""
 
     name: str                 # ReplayRecipe.name of what was recorded
     key: str                  # the run's key

@@ -412,7 +412,7 @@ if not (cfg == DEFAULT and untouched(session)
         and replay_panel(replay, P, lambda frame: draw_snapshot(frame, P + "rp_", Slots()), train_live_from)):
     live_view()
     timeline()
-curves()
+    curves()
 
 
 # ----------------------------------------------------------------------------- downloads

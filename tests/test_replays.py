@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from trainer_checks import one_thread  # noqa: F401  (one torch thread for the module)
 
+from explorer import compare as C
 from explorer import replay_files
 from explorer.pool import Pool
 from explorer.replay_files import load_replay, prune, replay_or_recording, replay_path, save_replay
@@ -186,3 +187,41 @@ def test_a_page_gets_the_recording_job_then_the_replay_and_a_corrupt_file_is_rec
     assert not isinstance(again, Replay) and not path.exists()
     assert isinstance(again.result(60), Replay)
     assert wait_for(lambda: load_replay(tmp_path, RECIPE.name) is not None)
+
+
+def test_replays_held_in_memory_stay_under_their_cap(tmp_path, monkeypatch, replay):
+    path = save_replay(replay, tmp_path)
+    monkeypatch.setattr(replay_files, "KEPT_BYTES", path.stat().st_size)
+    monkeypatch.setattr(replay_files, "_KEPT", type(replay_files._KEPT)())
+    with replay_files._LOCK:
+        replay_files._keep(path, replay)
+        replay_files._keep(tmp_path / "other.v1.replay", small_replay("other"))   # its checkpoints' size, 1 byte
+    assert list(replay_files._KEPT) == [tmp_path / "other.v1.replay"]   # the older one is read again when asked
+
+
+COMPARED = C.preset_config("1 vs 5 critic iterations", ToyConfig(width=16, depth=1, batch_size=32),
+                           strip_every=10, n=64, grid=16, recommended=True)
+
+
+def test_a_compare_replay_round_trips_and_its_runs_fork_in_lock_step_bit_for_bit(tmp_path):
+    recipe = ReplayRecipe(run_key("compare:Side by side", COMPARED), partial(C.make_runs, COMPARED),
+                          C.take_still_snapshot, steps=30, frames=4, checkpoints=3)
+    replay = recorded(recipe)[0]
+    assert frame_steps(replay.frames) == [0, 10, 20, 30] and sorted(replay.checkpoints) == [0, 15, 30]
+    assert all(p.history == [] for f in replay.frames for p in f.panels)    # kept frames hold no histories
+    assert len(replay.log[-1]["w1_exact"]) == 2                              # a live Compare run's log records
+    back = load_replay(tmp_path, recipe.name) if save_replay(replay, tmp_path) else None
+    assert [f.step for f in back.frames] == [0, 10, 20, 30] and back.log == replay.log
+    at, data = nearest_checkpoint(back, 29)
+    fork = C.runs_from_bytes(COMPARED, data)
+    assert at == fork.step_count == 15
+    fork.step(15)
+    whole = C.make_runs(COMPARED)
+    whole.step(30)
+    assert [t.history for t in fork.trainers] == [t.history for t in whole.trainers]
+    last = C.take_still_snapshot(fork)
+    for mine, kept in zip(last.panels, replay.frames[-1].panels):
+        assert np.array_equal(mine.fake, kept.fake) and np.array_equal(mine.field, kept.field)
+    three = C.preset_config("lambda 0.1 vs 1 vs 10", COMPARED.base, strip_every=10, n=64, grid=16)
+    with pytest.raises(ValueError, match="does not hold the 3 runs"):   # another comparison's checkpoint
+        C.runs_from_bytes(three, data)
