@@ -44,8 +44,13 @@ def checkpoint_bytes(trainer) -> bytes:
 
 def save_checkpoint(trainer, path: str | os.PathLike) -> None:
     """Write the trainer's state to `path` atomically (temp file, then rename)."""
-    path = Path(path)
-    data = checkpoint_bytes(trainer)
+    write_atomically(Path(path), checkpoint_bytes(trainer))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place (os.replace): a reader,
+    or another process writing the same file, sees the whole of one file or none, never half of two.
+    The temporary file ends in ".tmp" and is removed if the write fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from explorer.checkpoints import load_checkpoint
 from explorer.choices import TOY_DATASET_NAMES
 from explorer.critic_field import critic_field, critic_push
 from explorer.lipschitz import lipschitz_stats
@@ -125,6 +126,10 @@ class CompareSnapshot:
     metrics: dict               # per-run lists: w1_exact, w1_floor (for the session's log and chart)
     measured_at: int | None = None  # the step at which the panels' numbers were measured (None: `step`)
 
+    def as_frame(self) -> "CompareSnapshot":
+        """This snapshot without the panels' loss histories: a kept frame (the strip, a timeline, a replay)."""
+        return replace(self, panels=[p.as_frame() for p in self.panels])
+
 
 class Lockstep:
     """Several trainers advanced together: step(n) steps each by n, so every frame shares one step.
@@ -174,8 +179,7 @@ class Lockstep:
 
     def _strip_frame(self) -> CompareSnapshot:
         """A snapshot without the panels' loss histories: the strip draws fields only."""
-        snap = self.snapshot(measure=False)
-        return replace(snap, panels=[p.as_frame() for p in snap.panels])
+        return self.snapshot(measure=False).as_frame()
 
     def _add_strip_frame(self) -> None:
         self.strip.append(self._strip_frame())
@@ -196,6 +200,25 @@ class Lockstep:
         """Hot change for every run (lam, clip, n_critic, lr_g, lr_c)."""
         for t in self.trainers:
             t.update(**hot)
+
+    def state_dict(self) -> dict:
+        """Every run's Trainer.state_dict (weights, optimizers, history, random state), the common step
+        and which runs diverged: what checkpoints.checkpoint_bytes saves of the runs."""
+        return {"runs": [t.state_dict() for t in self.trainers], "step": self.step_count,
+                "diverged": list(self.diverged), "strip_every": self.strip_every}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore a state_dict() of the same comparison; ValueError if it holds other runs. The strip
+        starts again at the restored step."""
+        runs, diverged = d.get("runs"), d.get("diverged")
+        n = len(self.trainers)
+        if not (isinstance(runs, list) and isinstance(diverged, list) and len(runs) == len(diverged) == n):
+            raise ValueError(f"The checkpoint does not hold the {n} runs of this comparison.")
+        for trainer, state in zip(self.trainers, runs):
+            trainer.load_state_dict(state)
+        self.step_count, self.diverged = int(d["step"]), [None if why is None else str(why) for why in diverged]
+        self.strip_every = int(d.get("strip_every", self.strip_every))
+        self.strip = [self._strip_frame()] if self.strip_every else []
 
     def snapshot(self, measure: bool | None = None, live: bool = False) -> CompareSnapshot:
         """Every panel's snapshot. With numbers_every_s, measure=None measures the numbers when that
@@ -255,6 +278,14 @@ def make_runs(cfg: CompareConfig, points: np.ndarray | None = None) -> Lockstep:
     snap = partial(toy_snapshot, n=cfg.n, grid=cfg.grid)
     return Lockstep(trainers, run_labels(cfg), snap, cfg.strip_every, cfg.strip_max, numbers_every_s=NUMBERS_EVERY_S,
                     live_grid=cfg.live_grid)
+
+
+def runs_from_bytes(cfg: CompareConfig, data: bytes) -> Lockstep:
+    """make_runs(cfg) restored to a checkpoint of its runs (checkpoint_bytes of a Lockstep: a replay's),
+    as a factory a worker can run; it trains on exactly as the runs that were saved."""
+    runs = make_runs(cfg)
+    runs.load_state_dict(load_checkpoint(data))
+    return runs
 
 
 # ---------------------------------------------------------------------- critic only (WGAN-GP Figure 1)

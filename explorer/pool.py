@@ -54,6 +54,7 @@ class Job:
         self._link, self._req = link, req
         self._future: Future = Future()
         self._updates: queue.Queue = queue.Queue()
+        self.latest: Any = None   # the last value a generator job yielded (None before the first)
 
     def result(self, timeout: float | None = None) -> Any:
         return self._future.result(timeout)
@@ -83,6 +84,7 @@ class Job:
             self._finish(False, RuntimeError("Cancelled."))
 
     def _progress(self, value: Any) -> None:
+        self.latest = value
         self._updates.put(("progress", value))
 
     def _finish(self, ok: bool, value: Any) -> None:

@@ -12,6 +12,7 @@ from explorer import grid as Grid
 from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
+from explorer.replays import ReplayRecipe, replay_steps
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
@@ -19,6 +20,7 @@ from ui import frame_cache
 from ui.grid_sweep import grid_sweep
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
+from ui.replay import replay_panel, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
@@ -313,9 +315,29 @@ def curves() -> None:
                                                        h["clip"]), width="stretch")
 
 
-live_view()
-timeline()
-curves()
+def train_live_from(kind: str, compared: C.CompareConfig, step: int, data: bytes) -> None:
+    """The replay's "Train live from here": the runs from its checkpoint at `step` (visitors who fork the
+    same checkpoint share them)."""
+    session.reset(partial(C.runs_from_bytes, compared, data), key=run_key(kind, compared, checkpoint=data))
+    session.start()
+
+
+def draw_recorded(frame: C.CompareSnapshot) -> None:
+    """A replay's frame: every panel with the numbers measured at its step."""
+    st.markdown(f"**The recorded frame at step {frame.step:,}** · numbers under the panels from that step · "
+                f"colour scale: {scale}")
+    draw_snapshot(frame, P + "rp_", Slots())
+
+
+# A preset on the shared settings' defaults, before it is trained, is shown recorded (ui/replay.py).
+on_defaults = mode == MODES[0] and base == ToyConfig(dataset=DATASETS[0]) and cfg.strip_every == 200
+replay = ReplayRecipe(run_key(f"compare:{mode}", cfg), partial(C.make_runs, replace(cfg)), C.take_still_snapshot,
+                      replay_steps()) if on_defaults else None
+if not (replay and untouched(session)
+        and replay_panel(replay, P, draw_recorded, partial(train_live_from, f"compare:{mode}", replace(cfg)))):
+    live_view()
+    timeline()
+    curves()
 if mode == MODES[2]:   # the grid's runs apart, each trained to the end on a worker of its own
     grid_sweep(cfg.member_configs(), (cfg.field_a,) + ((cfg.field_b,) if cfg.field_b else ()), FIELD_NAMES, P)
 

@@ -14,6 +14,7 @@ from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
 from explorer.hot_schedule import MAX_CHANGES
 from explorer.pool import get_pool
+from explorer.replays import ReplayRecipe, replay_steps
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_data import DEFAULT_SPREAD, parse_points_csv
@@ -30,6 +31,7 @@ from ui import frame_cache, links
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
+from ui.replay import replay_panel, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
@@ -418,9 +420,23 @@ def curves() -> None:
                                                       f"the critic's weights{bound}", health["clip"]), width="stretch")
 
 
-live_view()
-timeline()
-curves()
+def train_live_from(step: int, data: bytes) -> None:
+    """The replay's "Train live from here": a live run from its checkpoint at `step` (visitors who fork
+    the same checkpoint, or upload it, share one run)."""
+    session.reset(partial(toy_trainer_from_bytes, data, None, DEFAULT.device),
+                  key=run_key("toy", DEFAULT, checkpoint=data))
+    session.start()
+
+
+# On the defaults, before a run is trained, the run they make is shown recorded (ui/replay.py); a link's
+# plan of changes makes another run.
+replay = ReplayRecipe(run_key("toy", DEFAULT), partial(make_toy_trainer, DEFAULT),
+                      partial(toy_snapshot, grid=LIVE_GRID), replay_steps())
+if not (cfg == DEFAULT and not session.schedule and untouched(session)
+        and replay_panel(replay, P, lambda frame: draw_snapshot(frame, P + "rp_", Slots()), train_live_from)):
+    live_view()
+    timeline()
+    curves()
 
 
 # ----------------------------------------------------------------------------- downloads

@@ -9,6 +9,9 @@ import pytest
 # run, as every page does when nothing trains; tests/test_live.py checks the loop itself, and the
 # browser tests' server (tests/e2e/conftest.py) runs it as a visitor gets it.
 os.environ.setdefault("EXPLORER_LIVE_LOOP_S", "0")
+# A page opened on its defaults records their replay (explorer/replays.py) on first request: here 20
+# steps, not the app's 2,000, so a page test does not leave a worker training for half a minute.
+os.environ.setdefault("EXPLORER_REPLAY_STEPS", "20")
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,12 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from explorer import compare as C
+from explorer.replay_files import load_replay
+from explorer.replays import ReplayRecipe
 from explorer.run_key import run_key
 from explorer.session import Session
 from explorer.toy_training import ToyConfig
+from session_fakes import wait_for
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "compare.py")
 MODES = ("Side by side",)   # the page's first mode, the one it opens on
@@ -261,5 +264,33 @@ def test_the_timeline_shows_every_panel_at_the_chosen_kept_step():
         at.button(key="cmp_tl_back").click().run()
         assert not at.exception and not at.session_state["cmp_look_back"]
         assert not any(m.value.startswith("**The frame kept") for m in at.markdown)
+    finally:
+        _stop(at)
+
+
+def test_a_preset_on_the_defaults_shows_its_replay_and_trains_live_from_its_checkpoint(monkeypatch, tmp_path):
+    """The default preset on the shared settings' defaults: recorded once (20 steps here), then every panel
+    of the chosen frame, and "Train live from here" forks the runs from the checkpoint at or before it."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("EXPLORER_REPLAY_STEPS", "20")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    session = at.session_state["cmp_session"]
+    try:
+        assert not at.exception and any("Recording a replay" in i.value for i in at.info)
+        cfg = C.preset_config(at.session_state["cmp_preset"], ToyConfig(), strip_every=200, n=256, grid=64,
+                              live_grid=LIVE_GRID, recommended=True)
+        name = ReplayRecipe(run_key(f"compare:{MODES[0]}", cfg), None, None, steps=20).name
+        assert wait_for(lambda: load_replay(tmp_path / "replays", name) is not None, 60)
+        at.run()
+        assert not at.exception and at.select_slider(key="cmp_rp_step").value == 20
+        at.select_slider(key="cmp_rp_step").set_value(9).run()
+        assert len(at.image) == 2                                             # a picture a panel
+        assert any(m.value.startswith("**The recorded frame at step 9**") for m in at.markdown)
+        assert any("starts at step 8, the nearest checkpoint at or before step 9" in c.value for c in at.caption)
+        at.button(key="cmp_rp_fork").click().run()
+        assert not at.exception and session.state == "running"
+        data = load_replay(tmp_path / "replays", name).checkpoints[8]
+        assert session.run_key == run_key(f"compare:{MODES[0]}", cfg, checkpoint=data)
+        assert "cmp_rp_step" not in [w.key for w in at.select_slider]
     finally:
         _stop(at)

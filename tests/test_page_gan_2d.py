@@ -16,9 +16,11 @@ from streamlit.testing.v1 import AppTest
 from explorer import session as session_mod
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import HOT_FIELDS
+from explorer.replay_files import load_replay
+from explorer.replays import ReplayRecipe
 from explorer.run_key import run_key
 from explorer.toy_training import ToyConfig, make_toy_trainer, toy_snapshot
-from session_fakes import state_digest, step_snap
+from session_fakes import state_digest, step_snap, wait_for
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "gan_2d.py")
 TINY = {"width": "32", "depth": "1", "batch_size": "64", "n_critic": "1"}
@@ -344,3 +346,41 @@ def test_looking_back_while_the_run_trains_does_not_pause_it(app):
     before = s.latest().step
     wait_steps(s, before)
     assert s.state == "running" and s.latest().step > before
+
+
+def test_the_defaults_show_their_replay_and_train_live_from_its_checkpoint(monkeypatch, tmp_path):
+    """The page's defaults, untouched: the first request records their replay (20 steps here) on a
+    worker while the live view shows step 0; then the replay's slider, and a live run forked from the
+    checkpoint at or before the chosen step that goes on as the recorded run did."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("EXPLORER_REPLAY_STEPS", "20")
+    default = ToyConfig.recommended("8gaussians", "wgan-gp")
+    name = ReplayRecipe(run_key("toy", default), None, None, steps=20).name
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    s = session_of(at)
+    try:
+        assert not at.exception
+        assert any("Recording a replay of these settings" in i.value for i in at.info)
+        assert metrics_named(at, "Generator step") == ["0"]             # the live view, meanwhile
+        assert wait_for(lambda: load_replay(tmp_path / "replays", name) is not None, 60)
+        at.run()
+        assert not at.exception and not any("Recording" in i.value for i in at.info)
+        slider = at.select_slider(key="g2_rp_step")
+        assert slider.options == [str(step) for step in range(21)] and slider.value == 20   # the end first
+        slider.set_value(13).run()
+        assert metrics_named(at, "Generator step") == ["13"]            # the recorded frame, no live one
+        replay = load_replay(tmp_path / "replays", name)
+        frame = replay.frames[13]
+        assert metrics_named(at, "Exact W1 (generated vs real)") == [f"{frame.metrics['w1_exact']:.3g}"]
+        assert any("starts at step 12, the nearest checkpoint at or before step 13" in c.value for c in at.caption)
+        at.button(key="g2_rp_fork").click().run()                        # Train live from here
+        assert not at.exception and s.state == "running"
+        assert [t.value for t in at.toast] == ["Training live from the recorded run's checkpoint at step 12."]
+        assert s.run_key == run_key("toy", default, checkpoint=replay.checkpoints[12])
+        assert "g2_rp_step" not in [w.key for w in at.select_slider]   # the live run instead of the replay
+        wait_steps(s, 20)
+        s.pause()
+        history = s.call(attrgetter("history"))
+        assert history[:20] == replay.history                           # steps 1..12 restored, 13..20 retrained
+    finally:
+        s.close()
