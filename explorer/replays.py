@@ -11,8 +11,9 @@ from a checkpoint, and it goes on exactly as the recorded run did: a checkpoint 
 the optimizers' moments, the history and the random generator's state (Trainer.state_dict).
 
 Recording is a worker job (pool.submit), never the server's work: a generator that yields the step
-reached every TURN_STEPS steps, as sweep.train_in_turns does, so the live runs on the same worker
-keep their turns. Where a replay is kept, and who records a missing one: explorer/replay_files.py.
+reached after each turn of about 0.1 s (explorer/turns.py), as sweep.train_in_turns does, so the live
+runs on the same worker keep their turns. Where a replay is kept, and who records a missing one:
+explorer/replay_files.py.
 
     >>> spread(2000, 5)
     [0, 500, 1000, 1500, 2000]
@@ -27,7 +28,7 @@ from typing import Any, Callable, Generator
 from explorer.checkpoints import checkpoint_bytes
 from explorer.limits import env_number
 from explorer.run_record import RunRecord
-from explorer.sweep import TURN_STEPS
+from explorer.turns import in_turns
 
 # The 2-D page's defaults (8 Gaussians, WGAN-GP, lambda 1, 2 critic steps, seed 0) capture 8/8 modes
 # by step 100 and pass 90% high-quality samples by step 800; by 2,000 they hold 98% at W1 0.7x the
@@ -92,8 +93,8 @@ def spread(steps: int, n: int) -> list[int]:
 
 def record_replay(recipe: ReplayRecipe,
                   checkpoint_fn: Callable[[Any], bytes] = checkpoint_bytes) -> Generator[int, None, Replay]:
-    """Train recipe's run to recipe.steps, yielding the step reached every TURN_STEPS steps (a worker
-    job gives its worker back between two); the Replay is the return value.
+    """Train recipe's run to recipe.steps, yielding the step reached after each turn (a worker job
+    gives its worker back between two); the Replay is the return value.
 
     At each frame step the snapshot (recipe.snapshot_fn, which measures its numbers) is kept as a frame
     and its numbers in the log; at each checkpoint step, checkpoint_fn(trainer). Snapshots draw from
@@ -107,9 +108,8 @@ def record_replay(recipe: ReplayRecipe,
     record = RunRecord(max_frames=len(frame_steps), max_log=len(frame_steps))   # every frame offered is due
     checkpoints: dict[int, bytes] = {}
     for step in sorted(frame_steps | checkpoint_steps):
-        while trainer.step_count < step:
-            trainer.step(min(TURN_STEPS, step - trainer.step_count))
-            yield trainer.step_count
+        for reached, _ in in_turns(trainer, step):
+            yield reached
         if step in frame_steps:
             record.add(recipe.snapshot_fn(trainer))
         if step in checkpoint_steps:

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from concurrent.futures import as_completed
 from dataclasses import asdict, fields, replace
 from typing import Callable, Generator, Iterator
 
 from explorer.ray_sweep import ADDRESS_ENV  # (that module imports Ray only when a sweep runs on it)
 from explorer.toy_training import ToyConfig
+from explorer.turns import in_turns
 
 BACKENDS = ("auto", "local", "ray")
 MAX_RUNS = 256
-TURN_STEPS = 25   # a sweep run's steps between two turns of its worker (the trainer's check interval)
 SHEET_SAMPLES = 512   # final points of each run drawn on a sweep's sheet
 
 
@@ -112,7 +111,8 @@ def train_one(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (), samples: i
 
 def train_in_turns(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (),
                    samples: int = 0) -> Generator[int, None, dict]:
-    """train_one, yielding the step reached every TURN_STEPS steps; its row is the return value.
+    """train_one, yielding the step reached after each turn of about 0.1 s (explorer/turns.py); its
+    row is the return value.
 
     As a worker job (pool.submit) a generator gives the worker back between two items, so the live
     runs it holds keep their turns while a page's sweep trains beside them; a plain function would
@@ -124,11 +124,9 @@ def train_in_turns(cfg: ToyConfig, steps: int, keys: tuple[str, ...] = (),
             raise ValueError("--dataset points needs a file of points (--points with `python -m explorer toy`); "
                              "a sweep takes none.")
         trainer = make_toy_trainer(cfg)
-        while trainer.step_count < steps:
-            start = time.perf_counter()
-            trainer.step(min(TURN_STEPS, steps - trainer.step_count))
-            seconds += time.perf_counter() - start
-            yield trainer.step_count
+        for step, took in in_turns(trainer, steps):
+            seconds += took
+            yield step
         final = toy_snapshot(trainer, n=FINAL_SAMPLES)
     except (ValueError, RuntimeError) as err:   # a run that diverged or cannot start: say which and why
         return error_row(cfg, keys, str(err))
