@@ -33,5 +33,15 @@ def in_turns(trainer: Any, until: int, turn_s: float = TURN_S) -> Iterator[tuple
         trainer.step(k)
         took = time.perf_counter() - began
         yield trainer.step_count, took
-        wanted = k * turn_s / took if took > 0 else 2 * k
-        n = int(max(1, min(2 * k, max(k // 2, wanted), MAX_TURN_STEPS)))
+        n = next_turn(k, took, turn_s)
+
+
+def next_turn(steps: int, took: float, turn_s: float = TURN_S) -> int:
+    """The steps of the next turn after `steps` took `took` seconds: about turn_s of them, at most twice
+    or half as many (a live run's chunk in the worker is sized the same way).
+
+    >>> next_turn(10, 0.05), next_turn(10, 1.0), next_turn(10, 0.0)
+    (20, 5, 20)
+    """
+    wanted = steps * turn_s / took if took > 0 else 2 * steps
+    return int(max(1, min(2 * steps, max(steps // 2, wanted), MAX_TURN_STEPS)))

@@ -62,6 +62,7 @@ from typing import Any, Callable, Iterator
 from explorer.hot_schedule import MAX_CHANGES, Change, merged
 from explorer.process import configure
 from explorer.snapshots import SnapshotThread
+from explorer.turns import next_turn
 
 log = logging.getLogger("explorer.worker")
 SPEED_WINDOW_S = 3.0       # steps/s is measured over about this many seconds of wall time
@@ -376,7 +377,7 @@ class Worker:
         while len(run.speed) > 2 and run.speed[-1][0] - run.speed[1][0] >= SPEED_WINDOW_S:
             run.speed.popleft()
         if run.steps_per_tick is None and dt > 0:   # chunks of about tick_s; at most 2x change at once
-            run.chunk = int(max(1, min(2 * n, max(n // 2, n * run.tick_s / dt), 10_000)))
+            run.chunk = next_turn(n, dt, run.tick_s)
         if run.run_seconds >= run.max_seconds:
             run.state, run.final = "stopped", True
             run.message = (f"Stopped after {minutes(run.max_seconds)} of training, the limit per run. "

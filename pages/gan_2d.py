@@ -1,7 +1,6 @@
 """2-D GAN: train GAN / WGAN / WGAN-GP live and watch the critic's landscape move."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, replace
@@ -15,7 +14,7 @@ from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET
 from explorer.hot_schedule import MAX_CHANGES
 from explorer.pool import get_pool
 from explorer.replays import ReplayRecipe, replay_steps
-from explorer.run_key import run_key
+from explorer.run_key import digest, run_key
 from explorer.session import Session
 from explorer.toy_data import DEFAULT_SPREAD, parse_points_csv
 from explorer.toy_training import (
@@ -198,7 +197,7 @@ with st.sidebar:
         elif upload is not None:
             try:
                 points = read_points(upload.getvalue())
-                points_digest = hashlib.sha256(upload.getvalue()).hexdigest()
+                points_digest = digest(upload.getvalue())
             except ValueError as err:
                 st.error(f"Could not read the points: {err}")
         linked = st.session_state.get(P + "link_points")
