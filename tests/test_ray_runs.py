@@ -135,8 +135,11 @@ def test_two_replicas_of_the_app_watch_one_run_of_a_key_and_nobody_changes_the_o
         assert b.start()
         assert b._run_id == a._run_id and b._link.actor._actor_id == a._link.actor._actor_id
         assert wait_for(lambda: b.latest() is not None and b.latest().step > a.latest().step - 50, 30)
-        held = a._link.request(("runs", replicas[0].next_id()), 30)
-        assert list(held.values()) == ["running"]              # b's own step-0 run was let go: one run
+        # b's own step-0 run is let go: one run. b's "close" and a's question reach the actor from two
+        # servers, whose messages keep no order between them, so the question is asked until it holds.
+        def held() -> list:
+            return list(a._link.request(("runs", replicas[0].next_id()), 30).values())
+        assert wait_for(lambda: held() == ["running"], 10), held()
         assert a.shared_with == 1 and b.shared_with == 1       # each sees the other replica's visitor
         b.pause()                                              # b's change: a private copy, paused
         assert b._run_id != a._run_id and b.state == "paused" and a.state == "running"
