@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from app_overhead import IDLE, LOAD_MS, cpu_of, cpu_seconds, process_groups, time_to_numbers  # noqa: E402
 from classroom_figures import (  # noqa: E402
     alive,
+    browser_cpu_s,
     children,
     machine_cpu_s,
     p95,
@@ -214,14 +215,15 @@ def main() -> int:
                 while time.monotonic() < window[0]:
                     time.sleep(0.2)
                 groups, health_from = process_groups(proc.pid), len(sampler.health_ms)
-                cpu0, box0 = cpu_of(groups), machine_cpu_s()
+                cpu0, box0 = {**cpu_of(groups), "browser": browser_cpu_s()}, machine_cpu_s()
                 # This script and its helpers (Playwright's driver, the visitors' process: told apart below).
                 mine = [os.getpid(), *(p for p in children(os.getpid()) if p != proc.pid)]
                 mine0 = {p: cpu_seconds(p) for p in mine}
                 late = 0
                 while time.monotonic() < window[1] - 2.0:
                     late += render_round(browser, url, loaded_times, window[1] - 2.0)
-                cpu1, box1, mine1 = cpu_of(groups), machine_cpu_s(), {p: cpu_seconds(p) for p in mine}
+                cpu1, box1 = {**cpu_of(groups), "browser": browser_cpu_s()}, machine_cpu_s()
+                mine1 = {p: cpu_seconds(p) for p in mine}
                 seen = job.result(timeout=300)
                 health = sampler.health_ms[health_from:]
                 rss = [mb for t, mb in sampler.rss if window[0] <= t <= window[1]]

@@ -89,6 +89,7 @@ class Run:
         # Seconds the last few snapshots took: their median paces the next (one that measured the
         # numbers, 5-10x a plain frame, must not hold back the frames after it).
         self.last_snapshot_t, self.snapshot_costs = 0.0, deque(maxlen=5)
+        self.trained_at_snapshot = 0.0   # run_seconds when the last live snapshot was begun
         self.still_step: int | None = None    # step of the newest still snapshot (None: none yet)
         self.speed: deque[tuple[float, int]] = deque()   # (wall time, step) while training
         # Hot changes: those applied, each with its step (a link replays them, explorer/hot_schedule.py),
@@ -112,11 +113,23 @@ class Run:
 
     def snapshot_interval(self) -> float:
         """Seconds from the last snapshot to the next while training: snapshot_every_s once a page
-        has asked for one, unwatched_every_s otherwise; snapshots of the median recent cost take at
-        most snapshot_share of the time."""
-        every = self.snapshot_every_s if self.wanted else max(self.snapshot_every_s, self.unwatched_every_s)
+        has asked for one, unwatched_every_s otherwise."""
+        return self.snapshot_every_s if self.wanted else max(self.snapshot_every_s, self.unwatched_every_s)
+
+    def training_between_snapshots(self) -> float:
+        """Seconds of this run's own training between two snapshots, so that snapshots of the median
+        recent cost take at most snapshot_share of its time.
+
+        Its own training time, not the wall clock's: runs that take turns in one worker each train a
+        fraction of the time, and paced by the clock each took its snapshot share of the worker's time
+        (bench/classroom.py: six runs to a worker spent a fifth of it drawing snapshots)."""
         cost = statistics.median(self.snapshot_costs) if self.snapshot_costs else 0.0
-        return max(every, cost / self.snapshot_share)
+        return cost * (1.0 / self.snapshot_share - 1.0)
+
+    def snapshot_due(self, now: float, trained: float) -> bool:
+        """Whether a live snapshot is due at `now`, the run having trained `trained` seconds in all."""
+        return (now - self.last_snapshot_t >= self.snapshot_interval()
+                and trained - self.trained_at_snapshot >= self.training_between_snapshots())
 
     def snapshot_taken(self, began: float) -> None:
         """A snapshot begun at `began` (time.monotonic()) is done: the next is paced from now."""
@@ -362,9 +375,10 @@ class Worker:
             self.advance(run, n)
             dt = time.monotonic() - t0
             now = time.monotonic()
-            if not self.snapshots.busy and now - run.last_snapshot_t >= run.snapshot_interval():
+            if not self.snapshots.busy and run.snapshot_due(now, run.run_seconds + dt):
                 view = run.trainer.snapshot_view() if hasattr(run.trainer, "snapshot_view") else None
                 run.last_snapshot_t, run.wanted = now, False
+                run.trained_at_snapshot = run.run_seconds + dt
                 if view is not None:
                     self.snapshots.submit(partial(self.draw_view, run, view, now))
                 else:

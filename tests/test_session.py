@@ -316,9 +316,23 @@ def test_one_slow_snapshot_does_not_hold_back_the_frames_after_it():
     from explorer.worker import Run
     run = Run(1, FakeTrainer(), snap, snap, {"snapshot_every_s": 0.3, "snapshot_share": 0.1})
     run.snapshot_costs.extend([0.012, 0.011, 0.25, 0.013])
-    assert run.snapshot_interval() == 0.3
+    assert run.training_between_snapshots() == pytest.approx(0.0125 * 9)   # the median, not the slow one
+    assert run.snapshot_due(now=0.3, trained=0.2)            # the clock's 0.3 s paces it
     run.snapshot_costs.extend([0.2, 0.2, 0.2])              # slow for good: rarer
-    assert run.snapshot_interval() == pytest.approx(2.0)
+    assert run.training_between_snapshots() == pytest.approx(1.8)
+
+
+def test_a_run_that_takes_turns_takes_its_snapshots_by_its_own_training_time():
+    """Six runs taking turns in one worker: each trains a sixth of the time, and its snapshots (share
+    0.1) come after 0.9 s of its own training, not after 1 s of the clock, so that all six together
+    spend a tenth of the worker's time drawing, not six tenths."""
+    from explorer.worker import Run
+    run = Run(1, FakeTrainer(), snap, snap, {"snapshot_every_s": 0.3, "snapshot_share": 0.1})
+    run.snapshot_costs.extend([0.1, 0.1, 0.1])
+    run.last_snapshot_t, run.trained_at_snapshot = 100.0, 5.0
+    assert not run.snapshot_due(now=106.0, trained=5.0 + 6.0 / 6 - 0.2)   # 6 s of the clock, 0.8 s its own
+    assert run.snapshot_due(now=106.0, trained=5.0 + 0.9)
+    assert not run.snapshot_due(now=100.2, trained=5.0 + 0.9)             # and never more often than 0.3 s
 
 
 def test_slow_snapshots_are_taken_less_often(make):
