@@ -74,12 +74,13 @@ def headless_in_a_worker_like_process(page: str, seconds: float) -> float:
 
 
 # ----------------------------------------------------------------------------- CPU accounting
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """pid's CPU seconds (user + system); reaped: with those of its children that ended and it reaped."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11:15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def process_groups(server_pid: int) -> dict[str, list[int]]:

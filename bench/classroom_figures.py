@@ -100,26 +100,6 @@ def machine_cpu_s() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
 
 
-def browser_cpu_s() -> float:
-    """CPU seconds of every chromium process alive now, with those of its children that have ended.
-
-    The tabs time each page in a fresh context, whose renderer process starts and ends within the
-    load window: counted by the pids seen at its start, their CPU went uncounted (into "not_ours").
-    A renderer that ended is counted by its parent, which reaped it (cutime, cstime)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if "chromium" not in (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        total += sum(int(x) for x in fields[11:15])   # utime, stime, cutime, cstime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def verdicts(result: dict) -> dict[str, bool]:
     """Each target of the issue "A classroom on one small box", met or not, from the result's figures."""
     return {

@@ -375,10 +375,10 @@ class Worker:
             self.advance(run, n)
             dt = time.monotonic() - t0
             now = time.monotonic()
-            if not self.snapshots.busy and run.snapshot_due(now, run.run_seconds + dt):
+            trained = run.run_seconds + dt
+            if not self.snapshots.busy and run.snapshot_due(now, trained):
                 view = run.trainer.snapshot_view() if hasattr(run.trainer, "snapshot_view") else None
-                run.last_snapshot_t, run.wanted = now, False
-                run.trained_at_snapshot = run.run_seconds + dt
+                run.last_snapshot_t, run.wanted, run.trained_at_snapshot = now, False, trained
                 if view is not None:
                     self.snapshots.submit(partial(self.draw_view, run, view, now))
                 else:
