@@ -19,7 +19,8 @@ def page_default_config(page: str):
     if page == "gan_2d":
         return ToyConfig.recommended("8gaussians", "wgan-gp")
     if page == "compare":
-        base = ToyConfig(dataset="8gaussians", width=128, depth=3, batch_size=256, seed=0)
+        rec = ToyConfig.recommended("8gaussians")
+        base = ToyConfig(dataset="8gaussians", width=rec.width, depth=3, batch_size=rec.batch_size, seed=0)
         return C.preset_config(next(iter(C.PRESETS)), base, strip_every=200, n=256, grid=64, live_grid=48,
                                recommended=True)
     if page == "image_gan":

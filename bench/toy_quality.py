@@ -10,7 +10,10 @@ Each run starts from ToyConfig.recommended(dataset, loss) (plus --set) and train
 counted): 2,500 samples of trainer.eval_generator from fixed noise give modes captured and the share
 of high-quality samples (within 3 std of the nearest centre; a mode counts when it is the nearest
 centre of at least one high-quality sample, as in VEEGAN and PacGAN), and exact W1 on 1,000 vs
-1,000 points is divided by its noise floor (two real samples of that size).
+1,000 points is divided by its noise floor (two real samples of that size). Both sides of that ratio
+are means, so that it measures the generator and not one sample's luck: W1 over W1_PAIRS pairs of
+1,000 generated points (fixed noise) and 1,000 real ones, the floor over FLOOR_PAIRS pairs of real
+samples (one pair's W1 scatters by a quarter of its mean on 8 Gaussians).
 
 With --presets, each Compare preset named in PRESET_CASES runs in lock-step as the Compare page
 trains it (CompareConfig(recommended=True)) for --budget seconds (default 60) of training time on
@@ -37,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer import compare as C  # noqa: E402
-from explorer.metrics import mode_stats, w1_exact  # noqa: E402
+from explorer.metrics import mode_stats, w1_exact, w1_floor  # noqa: E402
 from explorer.process import configure  # noqa: E402
 from explorer.sweep import typed_value  # noqa: E402
 from explorer.toy_training import PUBLISHED_QUALITY, ToyConfig, make_toy_trainer  # noqa: E402
@@ -51,19 +54,21 @@ CASES = {
     "ring": ("ring", None, (None, None, 1.5), 60),
 }
 N_EVAL, N_W1 = 2500, 1000
+W1_PAIRS, FLOOR_PAIRS = 4, 16
 # Compare presets whose WGAN-GP run should come out ahead, and the datasets they are checked on.
 PRESET_CASES = {"WGAN-GP vs weight clipping": ("8gaussians", "25gaussians", "swissroll"),
                 "GAN vs WGAN-GP": ("8gaussians", "25gaussians", "swissroll")}
 
 
-def evaluate(trainer, z: torch.Tensor, real: torch.Tensor, floor: float) -> dict:
+def evaluate(trainer, z: torch.Tensor, reals: list, floor: float) -> dict:
     """Modes, high-quality share and W1 / floor of the run's eval_generator (fixed noise z)."""
     src = trainer.source
     with torch.no_grad():
         fake = trainer.eval_generator(z).numpy()
-    out = {"w1_ratio": w1_exact(fake[:N_W1], real.numpy()) / floor}
+    w1 = statistics.fmean(w1_exact(fake[i * N_W1:(i + 1) * N_W1], real) for i, real in enumerate(reals))
+    out = {"w1_ratio": w1 / floor}
     if src.centres is not None:
-        modes, hq = mode_stats(fake, src.centres, src.std)
+        modes, hq = mode_stats(fake[:N_EVAL], src.centres, src.std)
         out.update(modes=modes, n_modes=len(src.centres), hq=hq)
     return out
 
@@ -89,11 +94,11 @@ def run(case: str, loss: str, seed: int, budget: float, every: float, overrides:
     dataset, spread, bar, _ = CASES[case]
     cfg = replace(ToyConfig.recommended(dataset, loss, spread), seed=seed, **overrides)
     trainer = make_toy_trainer(cfg)
-    z, real, floor = fixed_eval(trainer, seed)
+    z, reals, floor = fixed_eval(trainer, seed)
     checks = []
 
     def check(trained: float) -> None:
-        checks.append({"t": round(trained, 1), "step": trainer.step_count, **evaluate(trainer, z, real, floor)})
+        checks.append({"t": round(trained, 1), "step": trainer.step_count, **evaluate(trainer, z, reals, floor)})
 
     train_for(trainer.step, budget, every, check)
     at = {s: next((c for c in checks if c["t"] >= s), checks[-1]) for s in (15, 30, 60) if s <= budget + 1}
@@ -117,11 +122,11 @@ def train_for(step, budget: float, every: float | None = None, check=None) -> No
 
 
 def fixed_eval(trainer, seed: int):
-    """Fixed noise, a real sample and the noise floor for one run's evaluations."""
+    """Fixed noise, W1_PAIRS real samples and the noise floor for one run's evaluations."""
     g = torch.Generator().manual_seed(1234 + seed)
-    z = torch.randn(N_EVAL, trainer.cfg.noise_dim, generator=g)
-    real, other = trainer.source.sample(N_W1, g), trainer.source.sample(N_W1, g)
-    return z, real, w1_exact(real.numpy(), other.numpy())
+    z = torch.randn(max(N_EVAL, W1_PAIRS * N_W1), trainer.cfg.noise_dim, generator=g)
+    reals = [trainer.source.sample(N_W1, g).numpy() for _ in range(W1_PAIRS)]
+    return z, reals, w1_floor(trainer.source, N_W1, pairs=FLOOR_PAIRS)
 
 
 def run_preset(preset: str, dataset: str, seed: int, budget: float) -> dict:
@@ -194,7 +199,7 @@ def main() -> int:
     results = []
     for case in args.cases:
         budget = args.budget or CASES[case][3]
-        every = args.check_every or max(1.0, budget / 12)
+        every = args.check_every or budget / 12
         dataset, spread = CASES[case][:2]
         published = PUBLISHED_QUALITY.get((dataset, spread))
         if published:

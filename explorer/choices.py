@@ -32,7 +32,7 @@ GROUNDS = ("abs", "sq", "saturated")    # ground distances of the EMD: |x-y|, (x
 # Each training page's settings as its widgets offer them: a tuple of the values offered, or
 # (low, high, type) for a slider's range. The pages build their widgets (and what a link may set) from
 # these, and an uploaded checkpoint may declare nothing larger (explorer/upload_checks.py).
-TOY_LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+TOY_LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)
 TOY_CLIPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 EMA_DECAYS = (0.0, 0.99, 0.999)   # generator averaging: off, or the decay
 TOY_OFFER = {

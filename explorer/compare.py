@@ -50,18 +50,20 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
 }
 
 # What a preset shows after a minute of lock-step training, as measured (bench/toy_quality.py
-# --presets, one core of a 2-core CPU, seeds 0-2): the page says this instead of promising more.
+# --presets, one core of a 2-core CPU, seeds 0-4; the README has the table): the page says this
+# instead of promising more.
 PRESET_NOTES = {
-    "WGAN-GP vs weight clipping": "What a minute shows, measured on one CPU core (seeds 0-2): on 8 Gaussians "
-        "WGAN-GP usually pulls far ahead (W1 1.3-1.9x its noise floor, 8/8 modes, 86-87% good samples, against "
-        "clipping's 11-12x and 6-9%), but a seed can collapse onto one mode. On 25 Gaussians and the swiss roll "
-        "the paper's λ = 10 is slow: after a minute the penalty is ahead on W1 but not yet on modes, and both "
-        "runs are still far from the data; the λ preset shows λ = 0.1 learning them.",
-    "GAN vs WGAN-GP": "What a minute shows, measured on one CPU core (seeds 0-2): with the same generator "
-        "averaging both usually find every mode of 8 and 25 Gaussians; WGAN-GP gets closer to the data (W1 "
-        "1.5-1.8x the noise floor on 8 Gaussians against GAN's 1.9-4.5x, 0.8-1.1x against 2.3-2.5x on 25 "
-        "Gaussians, with 85-90% good samples against 72-82%). Whether the GAN collapses is luck here; on the "
-        "swiss roll the two are level.",
+    "WGAN-GP vs weight clipping": "What a minute shows, measured on one CPU core (seeds 0-4): on 8 Gaussians "
+        "WGAN-GP pulls ahead on every seed (W1 1.3-1.6x its noise floor and 91-92% good samples on three seeds, "
+        "3.7-4.7x and 12-20% on the other two, where it is still finding its modes, against clipping's 5.6-6.2x "
+        "and 8-12%). On 25 Gaussians and the swiss roll the paper's λ = 10 is slow: after a minute the penalty "
+        "is usually ahead on W1 but not yet on modes, and both runs are still far from the data; the λ preset "
+        "shows λ = 0.1 learning them.",
+    "GAN vs WGAN-GP": "What a minute shows, measured on one CPU core (seeds 0-4): with the same generator "
+        "averaging WGAN-GP finds every mode of 8 and 25 Gaussians and gets close to the data (W1 1.3-1.6x the "
+        "noise floor on 8 Gaussians, 0.8-1.1x on 25), while the GAN's samples sit on the modes but pile onto "
+        "a few of them (W1 6.9-10.6x on 8 Gaussians, where a mode it counts may hold a handful of samples, "
+        "2.3-2.5x on 25). How many modes the GAN keeps is luck here; on the swiss roll the two are nearly level.",
 }
 
 

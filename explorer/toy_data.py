@@ -57,7 +57,7 @@ class ToySource:
     seed: int = 0
     _rng: torch.Generator | None = field(default=None, repr=False)
     _tensors: dict = field(default_factory=dict, repr=False)  # cached per-device constants
-    floor_cache: dict = field(default_factory=dict, repr=False)  # (n, seed) -> W1 noise floor
+    floor_cache: dict = field(default_factory=dict, repr=False)  # (n, seed, pairs) -> W1 floor of points
 
     def _const(self, key: str, array: np.ndarray, device: torch.device) -> torch.Tensor:
         k = (key, str(device))

@@ -45,6 +45,16 @@ FIELD_NAMES = {"lam": "λ (penalty weight)", "clip": "c (weight clip)", "n_criti
                "lr_g": "generator learning rate", "lr_c": "critic learning rate", "seed": "seed"}
 
 
+START = ToyConfig.recommended(DATASETS[0])   # the network and batch the page opens on (its first dataset's)
+
+
+def follow_dataset() -> None:
+    """A new dataset brings the width and batch ToyConfig.recommended proposes for it (every run's
+    losses and learning rates already come from there); both sliders still move."""
+    rec = ToyConfig.recommended(st.session_state[P + "dataset"])
+    st.session_state[P + "width"], st.session_state[P + "batch"] = rec.width, rec.batch_size
+
+
 def new_session() -> Session:
     """This page's run handle: in a worker process, its 'trainer' steps every panel together."""
     return Session(None, C.take_snapshot, snapshot_every_s=SNAPSHOT_S, snapshot_share=0.12,
@@ -82,15 +92,16 @@ with st.sidebar:
     mode = st.radio("What to compare", MODES, key=P + "mode")
     st.header("Shared settings")
     dataset = st.selectbox("Dataset", DATASETS, key=P + "dataset", format_func=NICE.get,
-                           disabled=mode == MODES[1], help="The critic-only mode picks its datasets above its panels."
-                           if mode == MODES[1] else None)
-    width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else 128,
+                           disabled=mode == MODES[1], on_change=follow_dataset,
+                           help="The critic-only mode picks its datasets above its panels." if mode == MODES[1] else
+                           "A new dataset brings the network width and batch recommended for it.")
+    width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else START.width,
                              key=P + "width")
     if mode == MODES[3]:   # the paper's deep critics: up to 12 layers (a slider of its own)
         depth = st.slider("Depth (hidden layers)", 1, MAX_DEPTH, MAX_DEPTH, key=P + "depth_deep")
     else:
         depth = st.slider("Depth (hidden layers)", 1, 4, 3, key=P + "depth")
-    batch = st.select_slider("Batch size", (32, 64, 128, 256, 512), 256, key=P + "batch")
+    batch = st.select_slider("Batch size", (32, 64, 128, 256, 512), START.batch_size, key=P + "batch")
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=P + "seed"))
     scale = st.radio("Colour scale of the critic", plots.SCALES, key=P + "scale",
                      help="Clipped critics take tiny values, GP critics values of order W1: "
@@ -330,7 +341,8 @@ def draw_recorded(frame: C.CompareSnapshot) -> None:
 
 
 # A preset on the shared settings' defaults, before it is trained, is shown recorded (ui/replay.py).
-on_defaults = mode == MODES[0] and base == ToyConfig(dataset=DATASETS[0]) and cfg.strip_every == 200
+on_defaults = (mode == MODES[0] and cfg.strip_every == 200
+               and base == ToyConfig(dataset=DATASETS[0], width=START.width, batch_size=START.batch_size))
 replay = ReplayRecipe(run_key(f"compare:{mode}", cfg), partial(C.make_runs, replace(cfg)), C.take_still_snapshot,
                       replay_steps()) if on_defaults else None
 if not (replay and untouched(session)

@@ -123,7 +123,7 @@ def test_gan_2d_page_ignores_out_of_range_url_settings(query):
         assert_page_ok(at, f"?{query}")
         shown = messages(at)
         assert "Ignored settings" in shown, shown
-        defaults = ToyConfig()
+        defaults = ToyConfig.recommended("8gaussians", "wgan-gp")   # what the page opens on
         for name in query:
             assert f"{name}=" in shown, f"{name} not reported: {shown}"
             assert at.session_state[f"g2_{name}"] == getattr(defaults, name)   # the default is used

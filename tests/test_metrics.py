@@ -42,7 +42,33 @@ def test_noise_floor_is_small_positive_and_cached():
     f = w1_floor(src, 500, seed=1)
     assert 0 < f < 0.3
     assert w1_floor(src, 500, seed=1) == f
+    assert w1_floor(make_source("8gaussians"), 500, seed=1) == f   # the distribution's, not one source object's
     assert w1_floor(src, 2000, seed=1) < f  # more samples, lower floor
+
+
+def test_noise_floor_is_the_mean_over_pairs_of_real_samples():
+    src = make_source("ring", 0.3)
+    g = torch.Generator().manual_seed(3)
+    by_hand = [w1_exact(src.sample(200, g), src.sample(200, g)) for _ in range(4)]
+    assert w1_floor(src, 200, seed=3, pairs=4) == pytest.approx(np.mean(by_hand), rel=1e-12)
+    assert w1_floor(src, 200, seed=3, pairs=1) == pytest.approx(by_hand[0], rel=1e-12)
+    with pytest.raises(ValueError, match="at least one pair"):
+        w1_floor(src, 200, pairs=0)
+
+
+def test_noise_floor_over_pairs_scatters_less_than_one_pair():
+    src = make_source("8gaussians")
+    one = [w1_floor(src, 200, seed=s, pairs=1) for s in range(12)]
+    eight = [w1_floor(src, 200, seed=s, pairs=8) for s in range(12)]
+    assert np.std(eight) < 0.6 * np.std(one)
+
+
+def test_the_floor_of_uploaded_points_is_kept_on_their_source():
+    pts = np.random.default_rng(0).normal(size=(300, 2))
+    a, b = make_source("points", points=pts), make_source("points", points=2.0 * pts)
+    fa = w1_floor(a, 100, pairs=2)
+    assert a.floor_cache and not b.floor_cache
+    assert w1_floor(b, 100, pairs=2) == pytest.approx(2.0 * fa, rel=1e-6)   # b's own points, drawn alike
 
 
 def test_mode_stats_known_point_sets():

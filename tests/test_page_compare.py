@@ -277,8 +277,9 @@ def test_a_preset_on_the_defaults_shows_its_replay_and_trains_live_from_its_chec
     session = at.session_state["cmp_session"]
     try:
         assert not at.exception and any("Recording a replay" in i.value for i in at.info)
-        cfg = C.preset_config(at.session_state["cmp_preset"], ToyConfig(), strip_every=200, n=256, grid=64,
-                              live_grid=LIVE_GRID, recommended=True)
+        rec = ToyConfig.recommended("8gaussians")   # the page opens on its first dataset's network and batch
+        cfg = C.preset_config(at.session_state["cmp_preset"], ToyConfig(width=rec.width, batch_size=rec.batch_size),
+                              strip_every=200, n=256, grid=64, live_grid=LIVE_GRID, recommended=True)
         name = ReplayRecipe(run_key(f"compare:{MODES[0]}", cfg), None, None, steps=20).name
         assert wait_for(lambda: load_replay(tmp_path / "replays", name) is not None, 60)
         at.run()
@@ -292,5 +293,23 @@ def test_a_preset_on_the_defaults_shows_its_replay_and_trains_live_from_its_chec
         data = load_replay(tmp_path / "replays", name).checkpoints[8]
         assert session.run_key == run_key(f"compare:{MODES[0]}", cfg, checkpoint=data)
         assert "cmp_rp_step" not in [w.key for w in at.select_slider]
+    finally:
+        _stop(at)
+
+
+def test_the_page_opens_on_its_datasets_recommended_network_and_a_new_dataset_brings_its_own():
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    try:
+        assert not at.exception, at.exception
+        for dataset in ("8gaussians", "25gaussians", "8gaussians"):
+            if at.selectbox(key="cmp_dataset").value != dataset:
+                at.selectbox(key="cmp_dataset").set_value(dataset).run()
+            rec = ToyConfig.recommended(dataset)
+            assert not at.exception, at.exception
+            assert not at.warning, [w.value for w in at.warning]
+            assert (at.select_slider(key="cmp_width").value, at.select_slider(key="cmp_batch").value) == \
+                (rec.width, rec.batch_size)
+        at.select_slider(key="cmp_width").set_value(256).run()     # and the slider still moves
+        assert at.select_slider(key="cmp_width").value == 256 and not at.exception
     finally:
         _stop(at)

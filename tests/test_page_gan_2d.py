@@ -149,7 +149,7 @@ def test_garbage_query_params_fall_back_with_a_warning(app):
     text = " ".join(w.value for w in at.warning)
     for bad in ("lam", "width", "loss", "seed", "lr_g", "n_critic"):
         assert bad in text
-    default = ToyConfig()
+    default = ToyConfig.recommended("8gaussians", "wgan-gp")   # what the page opens on
     assert at.session_state["g2_lam"] == default.lam and at.session_state["g2_loss"] == default.loss
     assert at.session_state["g2_width"] == default.width
 

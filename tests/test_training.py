@@ -259,6 +259,17 @@ def test_recommended_settings_validate_for_every_dataset_and_loss(dataset, loss)
     assert ToyConfig.recommended(dataset, loss, width=16).width == 16      # settings on top
 
 
+@pytest.mark.parametrize("loss", ["gan", "wgan", "wgan-gp"])
+def test_the_tight_ring_keeps_its_own_network_and_every_recommendation_is_offered(loss):
+    from explorer.choices import TOY_OFFER
+    wide, tight = ToyConfig.recommended("8gaussians", loss), ToyConfig.recommended("8gaussians", loss, spread=0.02)
+    assert (wide.width, wide.batch_size, wide.lr_g) == (64, 128, 2e-3)
+    assert (tight.width, tight.batch_size, tight.lr_g) == (128, 256, 1e-3)
+    assert ToyConfig.recommended("8gaussians", loss, spread=0.1).width == wide.width
+    for name in ("width", "batch_size", "lr_g", "lr_c", "ema"):   # the 2-D page can show each of them
+        assert getattr(wide, name) in TOY_OFFER[name] and getattr(tight, name) in TOY_OFFER[name]
+
+
 @pytest.mark.parametrize("dataset", ["8gaussians", "25gaussians", "swissroll", "ring"])
 def test_a_short_seeded_run_on_each_dataset_improves_over_its_start(dataset):
     """No timing: 300 generator steps from the recommended settings, measured as the page measures."""
