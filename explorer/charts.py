@@ -84,7 +84,7 @@ def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.
     """The critic's estimate E f(real) - E f(fake) next to the exact W1 of the samples and its floor.
 
     Under the gradient penalty the estimate tracks W1; under weight clipping it is W1 times an
-    unknown Lipschitz constant (small for small c). The floor is W1 between two real samples.
+    unknown Lipschitz constant (small for small c). The floor is the mean W1 between two real samples (metrics.w1_floor).
     """
     estimate, exact, floor = "critic estimate E f(real) − E f(fake)", "exact W1, generated vs real", \
         "W1 noise floor, real vs real"

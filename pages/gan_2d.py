@@ -352,8 +352,8 @@ def draw_snapshot(snap, cache: str, slots: Slots):
     slots.show("w1", right, "metric", "Exact W1 (generated vs real)", sig(m["w1_exact"]),
                help="POT's exact W1 between 256 generated and 256 real points.")
     slots.show("floor", right, "metric", "Noise floor (real vs real)", sig(m["w1_floor"]),
-               help="W1 between two real samples of the same size: W1 near this is as good as "
-                    "256 points can tell.")
+               help="The mean W1 between two real samples of the same size, over 8 such pairs: W1 near "
+                    "this is as good as 256 points can tell.")
     if m.get("modes") is not None:
         slots.show("modes", right, "metric", "Modes captured", f"{m['modes']} / {m['n_modes']}")
         slots.show("hq", right, "metric", "High-quality samples", f"{100 * m['hq']:.0f}%",
