@@ -38,6 +38,9 @@ def w1_exact(a, b) -> float:
     return float(value)
 
 
+_NAMED_FLOORS: dict[tuple, dict] = {}   # (dataset, spread) -> {(n, seed, pairs): floor}
+
+
 def w1_floor(source, n: int, seed: int = 0, pairs: int | None = None) -> float:
     """Noise floor: the mean W1 between two independent real samples of size n, over `pairs` pairs
     (FLOOR_PAIRS unless given). It is a property of the distribution and n: cached for the process
@@ -58,9 +61,6 @@ def w1_floor(source, n: int, seed: int = 0, pairs: int | None = None) -> float:
         g = torch.Generator().manual_seed(seed)
         cache[key] = float(np.mean([w1_exact(source.sample(n, g), source.sample(n, g)) for _ in range(pairs)]))
     return cache[key]
-
-
-_NAMED_FLOORS: dict[tuple, dict] = {}   # (dataset, spread) -> {(n, seed, pairs): floor}
 
 
 def mode_stats(samples, centres, std: float) -> tuple[int, float]:

@@ -55,7 +55,7 @@ PUBLISHED_QUALITY = {
 #   ring reach W1 <= 1.05x floor within 10 s at lambda 0.1.
 # - Weight clipping gets the WGAN paper's 5 critic steps (c 0.01: 6/8 modes, 2% high quality after 30 s).
 # - 8 Gaussians at the page's spread learns fastest on a smaller, quicker network: width 64, batch 128,
-#   lr 2e-3 make about 1,250 steps in 5 s instead of 500-550 and reach 90-94% high quality there (seeds
+#   lr 2e-3 make 1,200-2,100 steps in 5 s instead of 500-550 and reach 90-95% high quality there (seeds
 #   0-4; width 128 / batch 256 / lr 1e-3: 80-85%), 95-97% with W1 1.2-1.4x its floor after 30 s. lr 3e-3
 #   gains a point of high quality at 5 s and loses W1 (1.35-1.6x), and on the tight ring (spread 0.02)
 #   it fell back to 50-90% high quality after 25 s, so the tight ring keeps the larger, slower network.
