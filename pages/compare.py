@@ -46,13 +46,20 @@ FIELD_NAMES = {"lam": "λ (penalty weight)", "clip": "c (weight clip)", "n_criti
 
 
 START = ToyConfig.recommended(DATASETS[0])   # the network and batch the page opens on (its first dataset's)
+GRID_WIDTH = 64        # a grid trains up to 16 runs: its networks stay small whatever the dataset
+
+
+def width_for(mode: str, rec: ToyConfig) -> int:
+    """The width the slider proposes: the grid's own, else the dataset's recommended one."""
+    return GRID_WIDTH if mode == MODES[2] else rec.width
 
 
 def follow_dataset() -> None:
     """A new dataset brings the width and batch ToyConfig.recommended proposes for it (every run's
     losses and learning rates already come from there); both sliders still move."""
     rec = ToyConfig.recommended(st.session_state[P + "dataset"])
-    st.session_state[P + "width"], st.session_state[P + "batch"] = rec.width, rec.batch_size
+    st.session_state[P + "width"] = width_for(st.session_state[P + "mode"], rec)
+    st.session_state[P + "batch"] = rec.batch_size
 
 
 def new_session() -> Session:
@@ -95,7 +102,7 @@ with st.sidebar:
                            disabled=mode == MODES[1], on_change=follow_dataset,
                            help="The critic-only mode picks its datasets above its panels." if mode == MODES[1] else
                            "A new dataset brings the network width and batch recommended for it.")
-    width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), 64 if mode == MODES[2] else START.width,
+    width = st.select_slider("Width (units per layer)", (16, 32, 64, 128, 256), width_for(mode, START),
                              key=P + "width")
     if mode == MODES[3]:   # the paper's deep critics: up to 12 layers (a slider of its own)
         depth = st.slider("Depth (hidden layers)", 1, MAX_DEPTH, MAX_DEPTH, key=P + "depth_deep")

@@ -311,5 +311,8 @@ def test_the_page_opens_on_its_datasets_recommended_network_and_a_new_dataset_br
                 (rec.width, rec.batch_size)
         at.select_slider(key="cmp_width").set_value(256).run()     # and the slider still moves
         assert at.select_slider(key="cmp_width").value == 256 and not at.exception
+        at.radio(key="cmp_mode").set_value("Grid").run()
+        at.selectbox(key="cmp_dataset").set_value("25gaussians").run()   # a grid keeps its small networks
+        assert at.select_slider(key="cmp_width").value == 64 and not at.exception
     finally:
         _stop(at)
