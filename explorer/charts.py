@@ -1,148 +1,21 @@
-"""Every Altair chart of the app: curves over training steps, the Histograms page's bars, sweep and
-transport plan, Compare's W1 curves and the Parallel-lines page's distances against theta.
+"""The distance pages' Altair charts: the Histograms page's bars, sweep and transport plan, and the
+Parallel-lines page's distances against theta.
 
 Each function takes plain records or NumPy arrays and returns an Altair chart (no Streamlit here).
-The matplotlib and Pillow figures (critic landscapes, GIFs) are in explorer/plots.py.
+These are drawn once per edit; the training pages' charts, redrawn every few seconds for every
+visitor of a live run, are Vega-Lite specs written out directly (explorer/training_charts.py). The matplotlib
+and Pillow figures (critic landscapes, GIFs) are in explorer/plots.py.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-MAX_CHART_POINTS = 400                         # curves are averaged into at most this many bins
-# Curve colours: a categorical pair that stays apart for colour-blind readers too (Tableau 10).
-CRITIC_COLOUR, GENERATOR_COLOUR, FLOOR_COLOUR = "#e45756", "#4c78a8", "#7f7f7f"
 P_COLOUR, Q_COLOUR = "#4c78a8", "#f58518"      # the two histograms (and the two parallel lines)
 W_COLOUR = "#54a24b"
-# Fit the width only: with Streamlit's default ("fit" both ways) the height includes the legend below,
-# which then squashes the plot itself to a few pixels. Height here is the plot's own.
-FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
-
-
-# ----------------------------------------------------------------------------- curves over steps
-def binned(steps: Sequence[float], values: Sequence[float], max_points: int = MAX_CHART_POINTS
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Average consecutive values into at most max_points bins: (mean step, mean value) per bin.
-
-    Averaging (like the lecture notes' per-100-iterations means) shows the trend of a noisy
-    per-step loss where plain thinning would show noise. Non-finite values are skipped.
-    """
-    s, v = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    keep = np.isfinite(s) & np.isfinite(v)
-    s, v = s[keep], v[keep]
-    if len(s) <= max_points:
-        return s, v
-    edges = np.linspace(0, len(s), max_points + 1).astype(int)
-    return (np.add.reduceat(s, edges[:-1]) / np.diff(edges), np.add.reduceat(v, edges[:-1]) / np.diff(edges))
-
-
-def _long(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    parts = [pd.DataFrame({"step": s, "value": v, "series": name}) for name, (s, v) in series.items()]
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"step": [], "value": [], "series": []})
-
-
-def _column(records: Sequence[dict], key: str) -> tuple[list, list]:
-    rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-    return [s for s, _ in rows], [v for _, v in rows]
-
-
-def _lines(df: pd.DataFrame, y_title: str, colours: dict[str, str], dashed: Sequence[str] = (),
-           height: int = 220, y_domain: Sequence[float] | None = None) -> alt.Chart:
-    """Lines over generator steps, one fixed colour per series (clearly distinct, legend below).
-
-    With few points (a short run) each point is drawn too, so a single measurement is visible.
-    """
-    df = df.assign(dashed=df["series"].isin(list(dashed)))
-    y_scale = alt.Scale(domain=list(y_domain), clamp=True) if y_domain is not None else alt.Undefined
-    return alt.Chart(df).mark_line(point=len(df) <= 20 * len(colours)).encode(
-        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d", tickMinStep=1)),
-        y=alt.Y("value:Q", title=y_title, scale=y_scale),
-        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=list(colours), range=list(colours.values())),
-                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=400, symbolType="stroke")),
-        strokeDash=alt.StrokeDash("dashed:N", legend=None,
-                                  scale=alt.Scale(domain=[False, True], range=[[1, 0], [4, 3]])),
-        tooltip=["series:N", alt.Tooltip("step:Q", format=",.0f"), alt.Tooltip("value:Q", format=".4g")],
-    ).properties(height=height, autosize=FIT_WIDTH)
-
-
-def loss_chart(history: Sequence[dict], critic_name: str = "critic") -> alt.Chart:
-    """Critic and generator loss over generator steps (bin means of trainer.history); critic_name
-    "discriminator" under the plain GAN."""
-    critic = f"{critic_name} loss"
-    df = _long({critic: binned(*_column(history, "loss_c")),
-                "generator loss": binned(*_column(history, "loss_g"))})
-    return _lines(df, "loss", {critic: CRITIC_COLOUR, "generator loss": GENERATOR_COLOUR})
-
-
-def distance_chart(history: Sequence[dict], metrics_log: Sequence[dict]) -> alt.Chart:
-    """The critic's estimate E f(real) - E f(fake) next to the exact W1 of the samples and its floor.
-
-    Under the gradient penalty the estimate tracks W1; under weight clipping it is W1 times an
-    unknown Lipschitz constant (small for small c). The floor is the mean W1 between two real samples (metrics.w1_floor).
-    """
-    estimate, exact, floor = "critic estimate E f(real) − E f(fake)", "exact W1, generated vs real", \
-        "W1 noise floor, real vs real"
-    df = _long({estimate: binned(*_column(history, "w_est")),
-                exact: binned(*_column(metrics_log, "w1_exact")),
-                floor: binned(*_column(metrics_log, "w1_floor"))})
-    return _lines(df, "distance", {exact: CRITIC_COLOUR, estimate: GENERATOR_COLOUR, floor: FLOOR_COLOUR},
-                  dashed=[floor])
-
-
-def quality_chart(metrics_log: Sequence[dict]) -> alt.Chart:
-    """Modes captured (as % of all modes) and high-quality samples (%) over steps, on [0, 100]."""
-    steps, modes = _column(metrics_log, "modes")
-    k = [r["n_modes"] for r in metrics_log if r.get("modes") is not None]
-    pct = [100.0 * m / n for m, n in zip(modes, k) if n]
-    hq_steps, hq = _column(metrics_log, "hq")
-    modes_name, hq_name = "modes captured (% of modes)", "high-quality samples (%)"
-    df = _long({modes_name: binned(steps[:len(pct)], pct),
-                hq_name: binned(hq_steps, [100.0 * h for h in hq])})
-    return _lines(df, "percent", {modes_name: "#54a24b", hq_name: "#f58518"}, height=200, y_domain=(0, 100))
-
-
-def image_metrics_charts(metrics_log: Sequence[dict]) -> tuple[alt.Chart, alt.Chart]:
-    """(sliced W, diversity) over steps, each with its real-vs-real reference dashed: two charts,
-    as their scales differ.
-
-    Sliced W compares generated with held-out real images; diversity (mean pairwise RMS distance of a
-    fixed batch) falls towards 0 when the generator collapses.
-    """
-    out = []
-    for (key, name), (floor_key, floor_name), title, colours in (
-            (("sliced_w", "sliced W (generated vs real)"), ("sliced_w_floor", "sliced W floor (real vs real)"),
-             "sliced Wasserstein distance", (CRITIC_COLOUR, "#ff9d98")),
-            (("diversity", "diversity (generated)"), ("diversity_real", "diversity (real)"),
-             "diversity", (GENERATOR_COLOUR, "#9ecae9"))):
-        df = _long({name: binned(*_column(metrics_log, key)), floor_name: binned(*_column(metrics_log, floor_key))})
-        out.append(_lines(df, title, dict(zip((name, floor_name), colours)), dashed=[floor_name], height=200))
-    return out[0], out[1]
-
-
-# ----------------------------------------------------------------------------- compare
-def w1_chart(metrics_log: list[dict], labels: list[str]) -> alt.Chart:
-    """Exact W1 over steps, one line per run; dashed: its noise floor (said in the title, not a legend)."""
-    rows = []
-    for rec in metrics_log:
-        for i, label in enumerate(labels):
-            for key, kind in (("w1_exact", "exact W1"), ("w1_floor", "noise floor")):
-                values = rec.get(key) or []
-                if i < len(values) and values[i] is not None and math.isfinite(values[i]):
-                    rows.append({"step": rec["step"], "W1": values[i], "run": label, "kind": kind})
-    df = pd.DataFrame(rows, columns=["step", "W1", "run", "kind"])
-    return alt.Chart(df).mark_line(point=len(df) < 60).encode(
-        x=alt.X("step:Q", title="generator step", axis=alt.Axis(format=",d")), y=alt.Y("W1:Q", title="exact W1"),
-        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(
-            orient="bottom", columns=1, labelLimit=400, symbolType="stroke", symbolStrokeWidth=2)),
-        strokeDash=alt.StrokeDash("kind:N", legend=None, sort=["exact W1", "noise floor"]),
-        tooltip=["run:N", "kind:N", "step:Q", alt.Tooltip("W1:Q", format=".4f")]).properties(
-        height=240, autosize="fit-x", title="Exact W1, generated vs real (dashed: real vs real floor)")
 
 
 # ----------------------------------------------------------------------------- histograms
@@ -334,55 +207,3 @@ def lines_kappa_chart(thetas: np.ndarray, kappa: float, estimate_thetas, estimat
     dots = alt.Chart(est).mark_point(filled=True, size=50, color=Q_COLOUR).encode(x=kx, y="value:Q",
                                                                                  tooltip=["θ", "value"])
     return (lines + dots).properties(height=260)
-
-
-# ----------------------------------------------------------------------------- Lipschitz health
-def layer_norms_chart(labels: Sequence[str], layers: Sequence[Sequence[float]], height: int = 240) -> alt.Chart:
-    """The WGAN-GP paper's Figure 1b: per critic, ||dL/dh_l|| at each hidden layer, on a log scale.
-
-    Zeros (gradients that underflowed) cannot sit on a log axis: they are left out, and the title says so.
-    """
-    rows = [{"layer": i + 1, "norm": v, "run": label} for label, norms in zip(labels, layers)
-            for i, v in enumerate(norms) if v > 0 and math.isfinite(v)]
-    dropped = sum(1 for norms in layers for v in norms if not (v > 0 and math.isfinite(v)))
-    title = "Gradient of the critic's loss at each hidden layer (log scale)"
-    if dropped:
-        title += f"; {dropped} value(s) below float range left out"
-    df = pd.DataFrame(rows, columns=["layer", "norm", "run"])
-    return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("layer:Q", title="hidden layer (1 = next to the input)", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("norm:Q", title="‖∂L/∂h‖", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e")),
-        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"),
-                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
-        tooltip=["run:N", "layer:Q", alt.Tooltip("norm:Q", format=".3g")],
-    ).properties(height=height, autosize=FIT_WIDTH, title=title)
-
-
-def weight_histogram_chart(counts: np.ndarray, edges: np.ndarray, title: str, clip: float | None = None,
-                           height: int = 160) -> alt.LayerChart:
-    """Figure 1c: the critic's weights; under clipping, red rules at ±c where they pile up."""
-    df = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": counts})
-    bars = alt.Chart(df).mark_bar(color=GENERATOR_COLOUR).encode(
-        x=alt.X("lo:Q", title="weight", axis=alt.Axis(format=".2g")), x2="hi:Q",
-        y=alt.Y("count:Q", title="weights"), tooltip=[alt.Tooltip("lo:Q", format=".3g"),
-                                                     alt.Tooltip("hi:Q", format=".3g"), "count:Q"])
-    chart = bars
-    if clip is not None:
-        rules = alt.Chart(pd.DataFrame({"x": [-clip, clip]})).mark_rule(color=CRITIC_COLOUR, strokeDash=[4, 3]
-                                                                        ).encode(x="x:Q")
-        chart = bars + rules
-    return chart.properties(height=height, autosize=FIT_WIDTH, title=alt.TitleParams(title, fontSize=12))
-
-
-def grad_norm_histogram_chart(norms: np.ndarray, height: int = 160) -> alt.LayerChart:
-    """||grad f|| on the interpolates: its distribution, with the 1 the penalty asks for marked."""
-    norms = np.asarray(norms, dtype=np.float64)
-    norms = norms[np.isfinite(norms)]
-    top = max(2.0, float(norms.max()) if norms.size else 2.0)
-    counts, edges = np.histogram(norms, bins=30, range=(0.0, top))
-    df = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": counts})
-    bars = alt.Chart(df).mark_bar(color=GENERATOR_COLOUR).encode(
-        x=alt.X("lo:Q", title="‖∇f‖ on interpolates"), x2="hi:Q", y=alt.Y("count:Q", title="points"))
-    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=CRITIC_COLOUR, strokeDash=[4, 3]).encode(x="x:Q")
-    return (bars + one).properties(height=height, autosize=FIT_WIDTH,
-                                   title=alt.TitleParams("‖∇f‖ between the clouds (dashed: 1)", fontSize=12))

@@ -6,9 +6,10 @@ from functools import partial
 
 import streamlit as st
 
-from explorer import charts, plots
 from explorer import compare as C
 from explorer import grid as Grid
+from explorer import plots
+from explorer import training_charts as charts
 from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
@@ -24,6 +25,7 @@ from ui.replay import replay_panel, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
+from ui.vega import vega_chart
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -322,15 +324,15 @@ def curves() -> None:
     if mode == MODES[0] and len(log) > 1:
         if note := curves_note(live):
             st.caption(note)
-        st.altair_chart(charts.w1_chart(log, snap.labels), width="stretch")
+        vega_chart(charts.w1_chart(log, snap.labels))
     healths = [p.lipschitz for p in snap.panels]
     if mode not in (MODES[0], MODES[3]) or not all(healths):
         return
-    st.altair_chart(charts.layer_norms_chart(snap.labels, [h["layers"] for h in healths]), width="stretch")
+    vega_chart(charts.layer_norms_chart(snap.labels, [h["layers"] for h in healths]))
     for col, label, h in zip(st.columns(len(healths)), snap.labels, healths):
         bound = f" · {100 * h['at_bound']:.0f}% at ±c" if h["at_bound"] is not None else ""
-        col.altair_chart(charts.weight_histogram_chart(h["weight_counts"], h["weight_edges"], f"{label}{bound}",
-                                                       h["clip"]), width="stretch")
+        vega_chart(charts.weight_histogram_chart(h["weight_counts"], h["weight_edges"], f"{label}{bound}", h["clip"]),
+                   col)
 
 
 def train_live_from(kind: str, compared: C.CompareConfig, step: int, data: bytes) -> None:

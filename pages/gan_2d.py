@@ -8,7 +8,8 @@ from functools import partial
 
 import streamlit as st
 
-from explorer import charts, plots
+from explorer import plots
+from explorer import training_charts as charts
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
 from explorer.hot_schedule import MAX_CHANGES
@@ -34,6 +35,7 @@ from ui.replay import replay_panel, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
+from ui.vega import vega_chart
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -402,21 +404,20 @@ def curves() -> None:
         a, b = st.columns(2)
         # Heights come from the charts themselves: a fixed element height would squash the plot
         # under its legend.
-        a.altair_chart(charts.distance_chart(snap.history, log), width="stretch")
-        b.altair_chart(charts.loss_chart(snap.history, "discriminator" if values["loss"] == "gan" else "critic"),
-                       width="stretch")
+        vega_chart(charts.distance_chart(snap.history, log), a)
+        vega_chart(charts.loss_chart(snap.history, "discriminator" if values["loss"] == "gan" else "critic"), b)
         if any(r.get("modes") is not None for r in log):
-            st.altair_chart(charts.quality_chart(log), width="stretch")
+            vega_chart(charts.quality_chart(log))
     health = snap.lipschitz
     if health_panel and health:
         st.subheader("Lipschitz health")
         st.info(health["diagnosis"])
         h1, h2, h3 = st.columns(3)
-        h1.altair_chart(charts.grad_norm_histogram_chart(health["grad_norms"]), width="stretch")
-        h2.altair_chart(charts.layer_norms_chart(["this critic"], [health["layers"]], height=160), width="stretch")
+        vega_chart(charts.grad_norm_histogram_chart(health["grad_norms"]), h1)
+        vega_chart(charts.layer_norms_chart(["this critic"], [health["layers"]], height=160), h2)
         bound = f" · {100 * health['at_bound']:.1f}% at ±c" if health["at_bound"] is not None else ""
-        h3.altair_chart(charts.weight_histogram_chart(health["weight_counts"], health["weight_edges"],
-                                                      f"the critic's weights{bound}", health["clip"]), width="stretch")
+        vega_chart(charts.weight_histogram_chart(health["weight_counts"], health["weight_edges"],
+                                                 f"the critic's weights{bound}", health["clip"]), h3)
 
 
 def train_live_from(step: int, data: bytes) -> None:

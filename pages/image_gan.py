@@ -7,7 +7,6 @@ import numpy as np
 import streamlit as st
 
 from explorer import choices as CH
-from explorer.charts import image_metrics_charts, loss_chart
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import HOT_FIELDS, IMAGE_DATASET_NAMES, IMAGE_OFFER, NORMS
 from explorer.image_training import (
@@ -22,12 +21,14 @@ from explorer.plots import frames_to_gif
 from explorer.pool import get_pool
 from explorer.run_key import run_key
 from explorer.session import Session
+from explorer.training_charts import image_metrics_charts, loss_chart
 from explorer.uploads import load_uploaded_images
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.timeline import look_back, now_note
+from ui.vega import vega_chart
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -279,9 +280,9 @@ def curves_and_downloads() -> None:
         return
     if note := curves_note(live):
         st.caption(note)
-    st.altair_chart(loss_chart(snap.history, "discriminator" if loss == "gan" else "critic"), width="stretch")
+    vega_chart(loss_chart(snap.history, "discriminator" if loss == "gan" else "critic"))
     for col, chart in zip(st.columns(2), image_metrics_charts(snap.metrics_log)):
-        col.altair_chart(chart, width="stretch")
+        vega_chart(chart, col)
     kept = session.frames()
     frames = [f.fake_grid for f in kept]
     if len(frames) > 1:

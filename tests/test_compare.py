@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import charts, plots
 from explorer import compare as C
 from explorer import grid as Grid
+from explorer import plots
 from explorer.toy_training import ToyConfig, make_toy_trainer
 
 TINY = ToyConfig(width=16, depth=1, batch_size=32, n_critic=2, device="cpu")
@@ -192,21 +192,3 @@ def test_a_grid_member_is_the_lone_run_with_its_settings():
     assert (member.cfg.lam, member.cfg.seed) == (10.0, 3)
     for a, b in zip(member.generator.parameters(), lone.generator.parameters()):
         assert torch.equal(a, b)
-
-
-def test_w1_chart_has_a_line_per_run():
-    log = [{"step": s, "w1_exact": [1.0 / (s + 1), 2.0], "w1_floor": [0.1, 0.1]} for s in range(3)]
-    data = charts.w1_chart(log, ["a", "b"]).to_dict()["datasets"]
-    rows = next(iter(data.values()))
-    assert {r["run"] for r in rows} == {"a", "b"} and len(rows) == 12
-
-
-def test_w1_chart_keeps_its_plot_and_shows_dashes_in_the_legend():
-    log = [{"step": s, "w1_exact": [1.0 / (s + 1), 2.0], "w1_floor": [0.1, 0.1]} for s in (0, 10, 20)]
-    spec = charts.w1_chart(log, ["run a", "run b"]).to_dict()
-    assert "fit-x" in str(spec["autosize"])        # the legend below does not eat the plot's height
-    assert spec["encoding"]["strokeDash"]["legend"] is None and "dashed" in str(spec["title"])
-    assert spec["encoding"]["color"]["legend"]["symbolType"] == "stroke"
-    assert spec["encoding"]["color"]["scale"]["scheme"] == "tableau10"
-    rows = next(iter(spec["datasets"].values()))
-    assert {r["kind"] for r in rows} == {"exact W1", "noise floor"} and len(rows) == 12

@@ -1,4 +1,4 @@
-"""Frames, PNG, GIF and charts from snapshots: sizes, colours where they must be, bad input refused."""
+"""Frames, PNG and GIF from snapshots: sizes, colours where they must be, bad input refused."""
 import io
 import threading
 import types
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from explorer import charts, plots
+from explorer import plots
 from explorer.toy_training import metrics_table
 
 
@@ -145,29 +145,6 @@ def test_frames_from_threads_do_not_mix():
     assert np.array_equal(results["a"], alone)
 
 
-def test_binned_averages_into_bins():
-    s, v = charts.binned(range(1000), [i % 2 for i in range(1000)], max_points=100)
-    assert len(s) == 100 and np.allclose(v, 0.5)
-    s, v = charts.binned([1, 2, 3], [1.0, float("nan"), 3.0])
-    assert list(s) == [1, 3] and list(v) == [1.0, 3.0]
-
-
-def test_charts_carry_the_records():
-    snap = synthetic_snapshot()
-    log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
-    loss = charts.loss_chart(snap.history).to_dict()
-    names = {row["series"] for row in next(iter(loss["datasets"].values()))}
-    assert names == {"critic loss", "generator loss"}
-    dist = charts.distance_chart(snap.history, log).to_dict()
-    rows = next(iter(dist["datasets"].values()))
-    assert {r["value"] for r in rows if r["series"].startswith("exact W1")} == {0.5}
-    qual = charts.quality_chart(log).to_dict()
-    rows = next(iter(qual["datasets"].values()))
-    assert {r["value"] for r in rows if r["series"].startswith("modes")} == {75.0}
-    assert {round(r["value"], 9) for r in rows if r["series"].startswith("high")} == {70.0}
-    assert charts.loss_chart([]).to_dict()   # empty history: an empty chart, no error
-
-
 def test_history_table_joins_metrics():
     snap = synthetic_snapshot()
     table = metrics_table(snap.history[:10], [{"step": 5, **snap.metrics}])
@@ -175,28 +152,6 @@ def test_history_table_joins_metrics():
     # steps 1-4 come before any measurement; steps 5-10 carry step 5's, and say so
     assert table["w1_exact"].isna().sum() == 4 and (table.loc[table.step >= 5, "measured_at"] == 5).all()
     assert "loss_c" in table.columns and table["w_est"].notna().all()   # history's w_est wins
-
-
-def test_curve_charts_are_readable():
-    """Distinct colours per series, the legend outside the plot's height, percent clamped to [0, 100],
-    integer steps, and points drawn when a run has only a few measurements."""
-    snap = synthetic_snapshot()
-    log = [{"step": s, **snap.metrics} for s in (0, 500, 1000)]
-    for chart in (charts.loss_chart(snap.history), charts.distance_chart(snap.history, log),
-                  charts.quality_chart(log), *charts.image_metrics_charts(log)):
-        spec = chart.to_dict()
-        colours = spec["encoding"]["color"]["scale"]["range"]
-        assert len(set(colours)) == len(colours) == len(spec["encoding"]["color"]["scale"]["domain"])
-        assert spec["autosize"]["type"] == "fit-x"            # height is the plot's, legend extra
-        assert spec["encoding"]["x"]["axis"]["format"] == ",d"
-        assert spec["encoding"]["color"]["legend"]["labelLimit"] >= 300   # long labels not cut
-    quality = charts.quality_chart(log).to_dict()["encoding"]["y"]["scale"]
-    assert quality["domain"] == [0, 100] and quality["clamp"] is True
-    few = charts.image_metrics_charts([{"step": 20, "sliced_w": 0.9, "sliced_w_floor": 0.1,
-                                        "diversity": 0.1, "diversity_real": 0.7}])[1].to_dict()
-    assert few["mark"]["point"] is True
-    assert charts.loss_chart(snap.history).to_dict()["mark"]["point"] is False   # 800 points: lines only
-    assert "discriminator loss" in charts.loss_chart(snap.history, "discriminator").to_json()
 
 
 def test_the_colour_bar_names_a_discriminators_logit():
