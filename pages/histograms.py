@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import charts
+from explorer import histogram_charts as charts
 from explorer import histograms as H
 from explorer.distances import emd_plan, summary
 from ui.navigation import run_inside_app_navigation
+from ui.vega import vega_chart
 
 run_inside_app_navigation()   # first: a link straight to this page must still get the app around it
 
@@ -139,9 +140,8 @@ with st.container(border=True):
 a, b, x, result, plan = analyse(p, q, k, base, ground, alpha)
 left, right = st.columns(2)
 domain, top = (x[0] - 0.5, x[-1] + 0.5), 1.05 * max(a.max(), b.max())
-left.altair_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), width="stretch")
-right.altair_chart(charts.bars(b, x, f"Q shifted by {k}" if k else "Q", charts.Q_COLOUR, domain, top),
-                   width="stretch")
+vega_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), left)
+vega_chart(charts.bars(b, x, f"Q shifted by {k}" if k else "Q", charts.Q_COLOUR, domain, top), right)
 for name, h in (("P", ss.hist_p), ("Q", ss.hist_q)):
     if abs(h.sum() - 1) > 1e-9:
         st.caption(f"{name} sums to {h.sum():.6g}; it is normalized to sum 1 for every number on this page.")
@@ -183,7 +183,7 @@ slow = ground == "saturated" and n > 100
 points = (41 if n <= 300 else 13) if slow else 161
 records = sweep(p, q, points, base, ground, alpha)
 for col, chart in zip(st.columns(2), charts.sweep(records, k, unit, f"EMD ({emd_unit})", ground)):
-    col.altair_chart(chart, width="stretch")
+    vega_chart(chart, col)
 st.caption(f"Each point is exact; {len(records)} shifts from −{n} to {n}"
            + (" (fewer for the saturated distance on many bins: each one is a network-simplex solve)" if slow else "")
            + ". KL is not plotted: it is infinite wherever Q misses part of P's support."
@@ -253,8 +253,8 @@ with st.expander("Edit P and Q: generators, table, or paste values", key="hist_e
                          f"TV {show(result['tv'])} · JS {show(result['js'])} {unit}  \n"
                          f"KL(P‖Q) {show(result['kl_pq'])} · KL(Q‖P) {show(result['kl_qp'])}  \n"
                          f"EMD {show(result['emd'])} {emd_unit}")
-        numbers.altair_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), width="stretch")
-        numbers.altair_chart(charts.bars(b, x, "Q", charts.Q_COLOUR, domain, top), width="stretch")
+        vega_chart(charts.bars(a, x, "P", charts.P_COLOUR, domain, top), numbers)
+        vega_chart(charts.bars(b, x, "Q", charts.Q_COLOUR, domain, top), numbers)
 
     with paste_tab:
         st.text_area("P", key="hist_paste_p", placeholder="0.2, 0.5, 0.3")
@@ -269,7 +269,7 @@ st.markdown(f"EMD = Σ F<sub>ij</sub> · d(i, j) = **{result['emd']:.4f} {emd_un
             "reshape P into Q. F<sub>ij</sub> is the mass moved from P's bin i to Q's bin j.", unsafe_allow_html=True)
 shown_plan, n_hidden = H.visible_plan(plan)
 flows = H.largest_flows(shown_plan, x, limit=150)
-st.altair_chart(charts.flow_bands(a, b, x, flows), width="stretch")
+vega_chart(charts.flow_bands(a, b, x, flows))
 n_moves = int(np.count_nonzero(plan))
 n_drawable = n_moves - n_hidden
 notes = [f"Showing the {len(flows)} largest of {n_drawable} moves."] if n_drawable > len(flows) else []
@@ -280,7 +280,7 @@ if notes:
     st.caption(" ".join(notes))
 heat_col, table_col = st.columns([3, 2])
 blocks, block = H.aggregate_plan(shown_plan, max_cells=100)
-heat_col.altair_chart(charts.plan_heatmap(blocks, block, float(x[0])), width="stretch")
+vega_chart(charts.plan_heatmap(blocks, block, float(x[0])), heat_col)
 if block > 1:
     heat_col.caption(f"Aggregated for display: each cell sums {block} × {block} bins "
                      f"({len(x)} bins would be too fine to see). The numbers use the full plan.")

@@ -1,11 +1,10 @@
-"""explorer.histograms (the Histograms page's pure helpers) and its Altair charts."""
+"""explorer.histograms: the Histograms page's pure helpers (its charts: tests/test_histogram_charts.py)."""
 import math
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from explorer import charts
 from explorer import histograms as H
 from explorer.distances import emd, emd_plan, summary
 
@@ -127,18 +126,6 @@ def test_notes_forms_and_infinite_kl_reason():
     assert H.kl_infinite_at([1, 1, 0], [1, 0, 1]) == 1 and H.kl_infinite_at(p, q) is None
 
 
-def test_charts_build_and_serialize():
-    p, q = H.preset("Two bumps")
-    a, b, x = H.shifted(p, q, 5)
-    plan = emd_plan(a, b, positions=x)
-    blocks, size = H.aggregate_plan(plan)
-    for chart in (charts.bars(a, x, "P", charts.P_COLOUR, (x[0], x[-1]), 1.0),
-                  *charts.sweep(H.shift_sweep(p, q, [0, 5]), 5, "nats", "EMD"),
-                  charts.flow_bands(a, b, x, H.largest_flows(plan, x)),
-                  charts.plan_heatmap(blocks, size, x[0])):
-        assert chart.to_dict()   # valid Vega-Lite
-
-
 def test_visible_plan_hides_only_negligible_tail_flows():
     p, q = H.preset("Two bumps")
     a, b, x = H.shifted(p, q, 0)
@@ -153,25 +140,6 @@ def test_visible_plan_hides_only_negligible_tail_flows():
     assert min(f["mass"] for f in flows) >= H.NEGLIGIBLE * plan.sum()
     same, none = H.visible_plan(np.eye(3) / 3)
     assert none == 0 and np.array_equal(same, np.eye(3) / 3)
-
-
-def test_heatmap_legend_reads_a_few_digits_from_zero():
-    blocks = np.diag([0.1, 0.2, 0.7])
-    spec = charts.plan_heatmap(blocks, 1, 0.0).to_dict()
-    colour = spec["encoding"]["color"]
-    assert colour["legend"]["format"] == ".2~g" and colour["scale"]["domainMin"] == 0
-
-
-def test_sweep_titles_follow_the_curves_and_the_ground_distance():
-    from explorer import charts
-    p, q = H.preset("Textbook: three bins")
-    few = H.shift_sweep(p, q, [0, 1])                       # supports still overlap: no plateau
-    bounded, emd = charts.sweep(few, 0, "nats", "EMD", "saturated")
-    assert bounded.layer[0].title == "TV and JS against the shift"
-    assert "flattens" in emd.layer[0].title
-    far = H.shift_sweep(p, q, [0, 1, 2, 3, 4])
-    assert charts.sweep(far, 0, "nats", "EMD", "abs")[0].layer[0].title == "TV and JS saturate"
-    assert charts.bars(p, np.arange(3.0), "P", "red", (-0.5, 2.5), 1).to_dict()["encoding"]["x"]["axis"]["format"] == "d"
 
 
 def test_tail_cut_off_states_the_mass_it_removes():

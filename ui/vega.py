@@ -1,8 +1,10 @@
-"""Draw an explorer.training_charts spec: its inline rows go to the browser as one Arrow table.
+"""Draw a Vega-Lite spec of explorer.training_charts or explorer.histogram_charts: its inline rows go
+to the browser as one Arrow table.
 
 Streamlit turns a spec's data.values (a list of dicts) into Arrow through a pandas DataFrame, and
 pyarrow's pandas conversion starts and joins threads for each chart; building the table from the
-rows' columns directly costs a fifth of that (about 1.4 ms against 7.5 ms for a 1,200-row curve).
+rows' columns directly is several times cheaper: the distance chart (a 1,200-row curve) costs 1.3-1.9 ms
+built and drawn this way against 4.5-6.2 ms when Streamlit converts its rows (Intel Xeon, AVX-512).
 """
 from __future__ import annotations
 
