@@ -8,14 +8,16 @@ messages and picture fetches included) arrive over --ramp-s seconds and press St
 them on the 2-D GAN page with a seed of their own (`gan_2d?seed=101`, ...), the others half on the 2-D
 GAN page's defaults and half on Compare's default preset, so the box trains one run per distinct key
 (shared runs). They run in a process of their own (they share the 2 cores with the server, as the
-tabs do; their CPU is reported). Meanwhile three chromium tabs (Playwright) time, in turn and each in
-a fresh context, the Histograms page to its EMD number (bench/app_overhead.time_to_numbers) and the
+tabs do; their CPU is reported). Meanwhile three chromium tabs (Playwright) time, in turn, one load
+every --load-every-s seconds and each in a fresh context, the Histograms page to its EMD number (bench/app_overhead.time_to_numbers) and the
 2-D GAN and Compare pages to their title with the script idle; the same is timed with the box idle
 before the load. /_stcore/health is timed every second, and the RSS of the server and its workers
 every 2 s. Before any of it, one private run alone on the idle box gives `lone_steps_per_s`.
 
 After the load window the visitors leave, their sessions are released (server.disconnectedSessionTTL,
-60 s), and the server's thread count is compared with its idle count; then the server is stopped and
+60 s), and the server's thread count is compared with its idle count (both as the next visitor finds
+them, once the web server's file pool has ended its idle threads: settled_thread_count; the count as
+the visitors left is reported too); then the server is stopped and
 any worker process still alive is counted (and ended). Bounded: --minutes of load, every wait has a
 timeout, the server and the browser are stopped in `finally`.
 
@@ -64,6 +66,11 @@ from page_client import crowd  # noqa: E402
 
 PAGES = ("histograms", "gan_2d", "compare")   # timed by the browser tabs
 RELEASE_S = 90     # longest wait for the visitors' sessions to be released after they leave (TTL 60 s)
+# A tab opens a page every 8 s, as a student might, not back to back: loading pages without a pause, the
+# box's own browser took 0.50-0.58 of its 2 cores, which a classroom's browsers, on the students' laptops,
+# do not take from the server's box (and with it the training's share).
+LOAD_EVERY_S = 8.0
+POOL_IDLE_S = 10.5  # AnyIO ends a pooled thread idle for 10 s (its MAX_IDLE_TIME) when the pool is next used
 REPLAYS = 2        # the replays the pages' defaults record on a first visit: the 2-D page's, Compare's preset
 REPLAY_WAIT_S = 300
 
@@ -128,15 +135,42 @@ def thread_names(pid: int) -> Counter:
     return Counter(re.sub(r"[-_]\d+(_\d+)?$", "-N", name) for name in names)   # ThreadPoolExecutor-0_3 -> -N
 
 
-def render_round(browser, url: str, times: dict[str, list[float]], until: float = math.inf) -> int:
-    """Load each page once (none started after `until`); how many loads ended after `until` (under a
-    load that was leaving: such a time is kept, and can only understate the load)."""
+def loads_text(times: dict[str, list[float]]) -> str:
+    """Each page's load times in the order they were taken ("histograms 3.49, 3.82; gan_2d ...")."""
+    return "; ".join(f"{p} " + ", ".join(f"{t:.2f}" for t in ts) for p, ts in times.items())
+
+
+def settled_thread_count(pid: int, url: str) -> int:
+    """The server's threads as the next visitor finds them.
+
+    The web server (Starlette) serves the app's files from AnyIO's thread pool, up to 28 threads
+    (Streamlit's limit) when a page's files are fetched at once: a thread is parked after use, and
+    those idle for 10 s are ended only when the pool is next used. Asking for the index page, as the
+    next visitor's browser does first, POOL_IDLE_S after the last use lets the pool do that, so a
+    parked thread is told from a leaked one (any other thread, the project's or the server's, counts).
+    """
+    time.sleep(POOL_IDLE_S)
+    try:
+        with urllib.request.urlopen(f"{url}/", timeout=30) as response:
+            response.read()
+    except OSError:
+        pass   # the count below still says what is there
+    return thread_count(pid)
+
+
+def render_round(browser, url: str, times: dict[str, list[float]], until: float = math.inf,
+                 every_s: float = 0.0) -> int:
+    """Load each page once (none started after `until`), one load at most every `every_s` seconds; how
+    many loads ended after `until` (under a load that was leaving: such a time is kept, and can only
+    understate the load)."""
     late = 0
     for path in PAGES:
         if time.monotonic() >= until:
             break
+        started = time.monotonic()
         times[path].append(time_to_page(browser, url, path))
         late += time.monotonic() > until
+        time.sleep(max(0.0, min(started + every_s, until) - time.monotonic()))
     return late
 
 
@@ -174,6 +208,8 @@ def main() -> int:
     ap.add_argument("--ramp-s", type=float, default=10.0, help="seconds over which the visitors arrive")
     ap.add_argument("--lone-s", type=float, default=25.0, help="seconds of the lone private run, measured first")
     ap.add_argument("--idle-rounds", type=int, default=4, help="rounds of the three page loads on the idle box")
+    ap.add_argument("--load-every-s", type=float, default=LOAD_EVERY_S,
+                    help="seconds from the start of one timed page load to the next, idle and loaded alike")
     args = ap.parse_args()
     private = args.visitors // 3 if args.private is None else min(args.private, args.visitors)
     plan = classroom(args.visitors, private, args.ramp_s)
@@ -210,10 +246,10 @@ def main() -> int:
                 out["lone_steps_per_s"] = rate_in(visit.steps, first + 5.0, lone_until)
                 print(f"lone private run: {out['lone_steps_per_s']:.1f} steps/s {visit.error}", flush=True)
                 for _ in range(args.idle_rounds):
-                    render_round(browser, url, idle_times)
-                idle_threads, idle_names = thread_count(proc.pid), thread_names(proc.pid)
-                print("idle page loads (s): " + "; ".join(f"{p} " + ", ".join(f"{t:.2f}" for t in ts)
-                                                          for p, ts in idle_times.items()), flush=True)
+                    render_round(browser, url, idle_times, every_s=args.load_every_s)
+                idle_threads = settled_thread_count(proc.pid, url)
+                idle_names = thread_names(proc.pid)
+                print(f"idle page loads (s): {loads_text(idle_times)}", flush=True)
 
                 sampler = Sampler(url, proc.pid)
                 sampler.start()
@@ -229,9 +265,10 @@ def main() -> int:
                 mine0 = {p: cpu_seconds(p) for p in mine}
                 late = 0
                 while time.monotonic() < window[1] - 2.0:
-                    late += render_round(browser, url, loaded_times, window[1] - 2.0)
+                    late += render_round(browser, url, loaded_times, window[1] - 2.0, args.load_every_s)
                 cpu1, box1 = {**cpu_of(groups), "browser": browser_cpu_s(proc.pid)}, machine_cpu_s()
                 mine1 = {p: cpu_seconds(p) for p in mine}
+                print(f"loaded page loads (s), in order: {loads_text(loaded_times)}", flush=True)
                 seen = job.result(timeout=300)
                 health = sampler.health_ms[health_from:]
                 rss = [mb for t, mb in sampler.rss if window[0] <= t <= window[1]]
@@ -242,10 +279,13 @@ def main() -> int:
                     browser.close()
         # The visitors have left: their sessions are released after server.disconnectedSessionTTL.
         release_end = time.monotonic() + RELEASE_S
-        while thread_count(proc.pid) > idle_threads and time.monotonic() < release_end:
-            time.sleep(2.0)
-        end_threads, end_names = thread_count(proc.pid), thread_names(proc.pid)
-        print(f"server threads: {idle_threads} idle, {end_threads} after the visitors left "
+        parked = thread_count(proc.pid)
+        end_threads = settled_thread_count(proc.pid, url)
+        while end_threads > idle_threads and time.monotonic() < release_end:
+            end_threads = settled_thread_count(proc.pid, url)
+        end_names = thread_names(proc.pid)
+        print(f"server threads: {idle_threads} idle, {parked} as the visitors left, {end_threads} once they were "
+              "released and the file pool was next used "
               f"({RELEASE_S - max(0.0, release_end - time.monotonic()):.0f} s after the load); more by name: "
               f"{dict(end_names - idle_names)}, fewer: {dict(idle_names - end_names)}", flush=True)
         workers = process_groups(proc.pid)["workers"]
@@ -280,7 +320,7 @@ def main() -> int:
     bench_s = sum(mine1[p] - mine0[p] for p in mine if p != seen["pid"])
     result = {
         "cpu": cpu_model(), "cores": cores, "visitors": args.visitors, "private": private,
-        "minutes": args.minutes, "distinct_keys": len(keys),
+        "minutes": args.minutes, "load_every_s": args.load_every_s, "distinct_keys": len(keys),
         "render_p95_ratio": round(max(loaded_p95[p] / idle_p95[p] for p in PAGES), 3),
         "render_p95_idle_s": {p: round(x, 3) for p, x in idle_p95.items()},
         "render_p95_loaded_s": {p: round(x, 3) for p, x in loaded_p95.items()},
@@ -298,6 +338,7 @@ def main() -> int:
         "rss_samples": len(rss),
         "leftover_processes": len(left),
         "leftover_threads": max(0, end_threads - idle_threads), "server_threads_idle_end": [idle_threads, end_threads],
+        "server_threads_as_visitors_left": parked,
         "cpu_share": {**{k: round((cpu1[k] - cpu0[k]) / (seconds * cores), 3) for k in cpu0},
                       "visitors_process": round(seen["cpu_s"] / (seconds * cores), 3),
                       "bench_itself": round(bench_s / (seconds * cores), 3),

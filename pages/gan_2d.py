@@ -450,15 +450,21 @@ def gif_bytes() -> bytes:
     return plots.frames_to_gif(frames, fps=5)
 
 
+def frame_png(snap, dpi: int | None = None) -> bytes:
+    """The snapshot's landscape at download size, as a PNG."""
+    figure = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, value_label=value_label, size=6.0)
+    return plots.figure_png(figure, dpi=dpi)
+
+
 snap = session.latest()
 if snap is not None:
-    # Bytes made now, not deferred callables: Streamlit content-hashes them, so a rerun between drawing
-    # a button and clicking it cannot orphan the download. Only the slow GIF waits for a click.
+    # The cheap files are bytes made now (Streamlit content-hashes them); the pictures and the GIF are
+    # made on a click (a deferred callable, replaced by the next run's): drawing the frame at download
+    # size took a third of a new visitor's page run (py-spy), for a button most never press.
     with st.expander("Downloads"):
         d1, d2, d3, d4, d5 = st.columns(5)
-        frame = plots.field_frame(snap, arrows=arrows, grad_map=grad_map, value_label=value_label, size=6.0)
-        d1.download_button("Frame (PNG)", plots.figure_png(frame), "gan2d_frame.png", "image/png", on_click="ignore")
-        d1.download_button("Frame for slides (PNG, 1800 px)", lambda: plots.figure_png(frame, dpi=300),
+        d1.download_button("Frame (PNG)", partial(frame_png, snap), "gan2d_frame.png", "image/png", on_click="ignore")
+        d1.download_button("Frame for slides (PNG, 1800 px)", partial(frame_png, snap, dpi=300),
                            "gan2d_frame_large.png", "image/png", on_click="ignore")
         d2.download_button("Metrics (CSV)", metrics_table(snap.history, session.metrics_log())
                            .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")

@@ -77,3 +77,19 @@ def test_when_the_first_drawing_fails_the_next_session_draws_it():
         frame_cache.drawn(snap, "v", failing)
     t.join()
     assert second == ["png"]
+
+
+def test_a_replays_frame_stays_kept_while_live_pictures_come_and_go():
+    """Every new visitor on a page's defaults opens on the same recorded frame: many live pictures
+    drawn since (a classroom's runs) do not push it out."""
+    draw, calls = counting()
+    frame = Snapshot()
+    with frame_cache.recorded():
+        frame_cache.drawn(frame, "view", draw)
+    for _ in range(frame_cache.KEEP + 5):
+        frame_cache.drawn(Snapshot(), "view", draw)
+    with frame_cache.recorded():
+        assert frame_cache.drawn(frame, "view", draw) == "png 1"
+    assert len(calls) == frame_cache.KEEP + 6
+    frame_cache.drawn(frame, "view", draw)   # outside a replay it is a live picture: kept apart, drawn anew
+    assert len(calls) == frame_cache.KEEP + 7

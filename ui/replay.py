@@ -16,6 +16,7 @@ import streamlit as st
 from explorer.replay_files import replay_or_recording
 from explorer.replays import Replay, ReplayRecipe, nearest_checkpoint
 from explorer.timeline import frame_steps, moment_at
+from ui import frame_cache
 
 POLL_S = 1.0   # how often the recording's note looks at its progress
 
@@ -48,7 +49,8 @@ def replay_panel(recipe: ReplayRecipe, key: str, draw: Callable[[Any], Any],
                 "trains them live from step 0, **Train live from here** from the chosen step.")
     step = st.select_slider("Step of the recorded run", steps, key=key + "rp_step", format_func=lambda s: f"{s:,}")
     moment = moment_at(found.frames, found.log, step)
-    beside = draw(moment.frame) or st
+    with frame_cache.recorded():   # the same frame for every new visitor: kept apart from live pictures
+        beside = draw(moment.frame) or st
     at, data = nearest_checkpoint(found, step)
     beside.button("Train live from here", key=key + "rp_fork", type="primary", on_click=_fork,
                   args=(fork, at, data, key), help="A live run of your own, or shared with those who fork the "
