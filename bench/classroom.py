@@ -9,8 +9,9 @@ them on the 2-D GAN page with a seed of their own (`gan_2d?seed=101`, ...), the 
 GAN page's defaults and half on Compare's default preset, so the box trains one run per distinct key
 (shared runs). They run in a process of their own (they share the 2 cores with the server, as the
 tabs do; their CPU is reported). Meanwhile three chromium tabs (Playwright) time, in turn, one load
-every --load-every-s seconds and each in a fresh context, the Histograms page to its EMD number (bench/app_overhead.time_to_numbers) and the
-2-D GAN and Compare pages to their title with the script idle; the same is timed with the box idle
+every --load-every-s seconds and each in a fresh context, the Histograms page to its EMD number
+(bench/app_overhead.time_to_numbers) and the 2-D GAN and Compare pages to their title with the script
+idle; the same is timed with the box idle
 before the load. /_stcore/health is timed every second, and the RSS of the server and its workers
 every 2 s. Before any of it, one private run alone on the idle box gives `lone_steps_per_s`.
 

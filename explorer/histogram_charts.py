@@ -2,8 +2,9 @@
 the shift and the optimal transport plan (its flows and its matrix).
 
 Every visitor's edit and every move of the shift slider redraws all of them, so like the training
-pages' charts (explorer/training_charts.py) they are written out as plain dicts instead of Altair
-charts: Altair's building, validation and DataFrame conversion was most of this page's run time.
+pages' charts (explorer/training_charts.py) they are written out as plain dicts (explorer/vega_spec.py)
+instead of Altair charts: Altair's building, validation and DataFrame conversion was most of this
+page's run time.
 Each function takes NumPy arrays or plain records and returns a spec whose main rows are inline
 under data.values (ui/vega.py sends those as one Arrow table); a layer with rows of its own (the
 rule at the current shift, the flows) carries them inline. No Streamlit here.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.training_charts import FIT_WIDTH, Spec, field
+from explorer.vega_spec import DASH, FIT_WIDTH, Spec, field
 
 P_COLOUR, Q_COLOUR = "#4c78a8", "#f58518"      # the two histograms (and the two parallel lines)
 W_COLOUR = "#54a24b"                           # the EMD and the mass it moves
@@ -53,7 +54,7 @@ EMD_TITLES = {"abs": "EMD keeps growing, by one per bin", "sq": "EMD keeps growi
 
 def _now_rule(k_now: float) -> Spec:
     """A dashed grey rule at the current shift."""
-    return {"data": {"values": [{"k": float(k_now)}]}, "mark": {"type": "rule", "color": "grey", "strokeDash": [4, 3]},
+    return {"data": {"values": [{"k": float(k_now)}]}, "mark": {"type": "rule", "color": "grey", "strokeDash": DASH},
             "encoding": {"x": field("k")}}
 
 

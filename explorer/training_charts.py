@@ -14,21 +14,17 @@ No Streamlit here. The Histograms page's charts are written the same way (explor
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from explorer.vega_spec import DASH, FIT_WIDTH, Spec, field
 
 MAX_CHART_POINTS = 400                         # curves are averaged into at most this many bins
 # Curve colours: a categorical pair that stays apart for colour-blind readers too (Tableau 10).
 CRITIC_COLOUR, GENERATOR_COLOUR, FLOOR_COLOUR = "#e45756", "#4c78a8", "#7f7f7f"
 MODES_COLOUR, HQ_COLOUR = "#54a24b", "#f58518"
-# Fit the width only: with Streamlit's default ("fit" both ways) the height includes the legend below,
-# which then squashes the plot itself to a few pixels. Height here is the plot's own.
-FIT_WIDTH = {"type": "fit-x", "contains": "padding"}
 STEP_AXIS = {"format": ",d", "tickMinStep": 1}
-DASH = [4, 3]
-
-Spec = dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- records to series
@@ -51,11 +47,6 @@ def binned(steps: Sequence[float], values: Sequence[float], max_points: int = MA
 def _column(records: Sequence[dict], key: str) -> tuple[list, list]:
     rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
     return [s for s, _ in rows], [v for _, v in rows]
-
-
-def field(name: str, kind: str = "quantitative", **options) -> dict:
-    """An encoding channel on a field: {"field": name, "type": kind, ...options}."""
-    return {"field": name, "type": kind, **options}
 
 
 def _bottom_legend(columns: int = 1, **options) -> dict:
