@@ -9,8 +9,10 @@ the request that waits for them, progress to its Job. No shared memory is used, 
 processes themselves can be left behind, and they are stopped at exit (and end by themselves when
 the server's end of their socket closes, however the server died).
 
-Runs are placed on the worker with the fewest open runs; a worker holds any number and steps the
-running ones in turn. Work that is not a run (a checkpoint to inspect, the Parallel-lines critic)
+Runs are placed on the worker with the fewest runs training (then the fewest held); a worker holds
+any number and steps the training ones in turn, so a run's speed follows how many train beside it.
+A visitor's training copy of a shared run (a fork) goes to another worker when that one has fewer
+runs training (`place_copy`). Work that is not a run (a checkpoint to inspect, the Parallel-lines critic)
 goes through `pool.call(fn, *args)` or `pool.submit(fn, *args)`: fn and its arguments must pickle
 (module-level functions, functools.partial of them, plain data).
 
@@ -113,6 +115,7 @@ class Link:
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self.sessions: dict[int, Any] = {}      # run id -> Session (weakly: a closed tab lets go)
+        self.training: set[int] = set()         # runs started here whose latest report says they train
         self.waiting: dict[int, Future | Job] = {}
         self.reader = threading.Thread(target=self._read, name=f"explorer-pool-reader-{index}", daemon=True)
 
@@ -158,11 +161,26 @@ class Link:
     def detach(self, run_id: int) -> None:
         with self._lock:
             self.sessions.pop(run_id, None)
+            self.training.discard(run_id)
+
+    def starting(self, run_id: int) -> None:
+        """run_id was just told to train: count it as training before the worker's report says so."""
+        with self._lock:
+            self.training.add(run_id)
 
     def load(self) -> int:
-        """Runs held plus jobs not finished: what placement balances."""
+        """Runs held plus jobs not finished."""
         with self._lock:
             return len(self.sessions) + sum(isinstance(w, Job) for w in self.waiting.values())
+
+    def busy(self) -> tuple[int, int]:
+        """(runs training plus jobs, runs held plus jobs): what placement balances, the first before
+        the second. A worker's training runs and jobs share its time in turns, so a run's speed follows
+        how many of them it has beside it; a run held idle (a page's step-0 picture, a paused run)
+        costs only memory."""
+        with self._lock:
+            jobs = sum(isinstance(w, Job) for w in self.waiting.values())
+            return len(self.training) + jobs, len(self.sessions) + jobs
 
     # ------------------------------------------------------------------ the reader thread
     def _read(self) -> None:
@@ -186,6 +204,10 @@ class Link:
         if verb == "run":
             with self._lock:
                 ref = self.sessions.get(key)
+                if message[2]["state"] == "running" and ref is not None:
+                    self.training.add(key)
+                else:
+                    self.training.discard(key)
             session = ref() if ref is not None else None
             if session is not None:
                 session._on_report(key, message[2], message[3])
@@ -208,6 +230,7 @@ class Link:
         self.exit_code = self._exit_code()
         with self._lock:
             sessions, self.sessions = list(self.sessions.items()), {}
+            self.training.clear()
             waiting, self.waiting = list(self.waiting.values()), {}
         why = self.pool.death_message(self)
         for waiter in waiting:
@@ -327,8 +350,9 @@ class Pool:
         return None
 
     def place(self, key: str | None = None) -> Link:
-        """The worker for a new run: an idle one, else a new one, else the least loaded. key (the run's
-        key, explorer/run_key.py) places nothing here; the Ray pool puts a keyed run on its key's actor."""
+        """The worker for a new run: an idle one, else a new one, else the one with the fewest runs
+        training (then the fewest held: Link.load). key (the run's key, explorer/run_key.py) places
+        nothing here; the Ray pool puts a keyed run on its key's actor."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("The training pool has been shut down.")
@@ -340,7 +364,16 @@ class Pool:
                 if link is None or not link.alive:
                     self._links[i] = self._new_link(i)
                     return self._links[i]
-            return min(live, key=Link.load)
+            return min(live, key=Link.busy)
+
+    def place_copy(self, source: Link) -> Link:
+        """The worker for a training copy of a run that `source` holds (a fork): `source`, where the
+        copy costs least, unless a worker already running has fewer runs training (Link.busy); the
+        copy then trains there, beside fewer runs. Only this pool's own workers: a Ray pool's keyed
+        actors hold their keys' runs."""
+        candidates = Pool.live_links(self)
+        best = min(candidates, key=Link.busy, default=source)
+        return best if best is not source and best.busy()[0] < source.busy()[0] else source
 
     def warm(self) -> None:
         """Start one worker now if none runs, so the first run does not wait for torch's import."""

@@ -335,6 +335,8 @@ class Session:
         """The start message for the worker, once this session holds a slot."""
         self._seq += 1
         self._state, self._message = "running", ""
+        if self._link is not None and self._link is not _RELEASED:
+            self._link.starting(self._run_id)   # placement counts it from now, not from the worker's report
         return ("start", self._run_id, self._seq)
 
     def pause(self, message: str = "", timeout: float = 10.0) -> None:
@@ -550,6 +552,11 @@ class Session:
             return True
         pool = self._pool or get_pool()
         new_id, req = pool.next_id(), pool.next_id()
+        # A copy that will train goes where fewer runs train (Pool.place_copy), exported from the
+        # shared run's worker; None: it is made beside the shared run, as it always can be.
+        target = pool.place_copy(shared.link) if running else shared.link
+        blob = self._export(shared) if target is not shared.link else None
+        link = target if blob is not None else shared.link
         with shared.lock:   # no report, join or leave meanwhile
             if shared.others == 0:
                 shared.hand_over(self)
@@ -558,9 +565,10 @@ class Session:
                 return False
             shared.watchers.discard(self)
             last_here = not shared.watchers   # the others watch from other servers: let go of it after the fork
-            shared.link.attach(new_id, self)
+            link.attach(new_id, self)
             with self._lock:
                 self._shared, self._key, self._run_id, self._idle_pausing = None, None, new_id, False
+                self._link = link
                 self._seq += 1
                 go = running and acquire_slot(id(self))
                 if running and not go:   # no slot free: the copy waits in the queue, paused
@@ -569,9 +577,14 @@ class Session:
                     self._set_state_locked("queued")
                 elif not go:
                     self._set_state_locked("paused", message)
-                fork = ("fork", shared.run_id, new_id, go, self._seq, dict(hot or {}), message, req)
+                if blob is None:
+                    fork = ("fork", shared.run_id, new_id, go, self._seq, dict(hot or {}), message, req)
+                else:
+                    fork = ("adopt", new_id, blob, go, self._seq, dict(hot or {}), message, req)
+                if go:
+                    link.starting(new_id)
             try:
-                answer = shared.link.ask(fork)
+                answer = link.ask(fork)
             except WorkerDied as err:
                 answer = None
                 self._end(new_id, str(err))
@@ -583,6 +596,14 @@ class Session:
         except (RuntimeError, TimeoutError) as err:   # WorkerDied too; a trainer that does not copy
             self._end(new_id, str(err) or "The worker did not answer in time.")
         return True
+
+    def _export(self, shared: Any) -> bytes | None:
+        """The shared run as its worker pickles it now (worker.py's "export"), for a copy elsewhere;
+        None if it cannot be (a trainer that does not pickle, a worker gone or slow)."""
+        try:
+            return shared.link.request(("export", shared.run_id, self._next_req()), REQUEST_TIMEOUT_S)
+        except (RuntimeError, TimeoutError):   # WorkerDied too: the in-place fork then says so
+            return None
 
     def _leave_shared(self) -> bool:
         """Stop watching a shared run (the last watcher ends it); True if this session watched one."""

@@ -12,6 +12,8 @@ What arrives (tuples, first item the verb):
     ("update", run, hot)  ("step", run, n, req)  ("call", run, fn, req)  ("close", run)
     ("want", run)        a page has drawn the run's newest snapshot: take the next one when due
     ("fork", run, new_run, running, seq, hot, message, req)   a private copy of run at its step, as new_run
+    ("export", run, req)   the run pickled, for another worker to copy
+    ("adopt", new_run, blob, running, seq, hot, message, req)      an exported run's copy, as new_run
     ("runs", req)  ("job", req, fn, args)  ("cancel", req)  ("exit",)
 
 What goes back:
@@ -27,7 +29,9 @@ steps, the chunk cut where one falls, until a visitor changes a setting.
 
 A fork (a visitor leaving a shared run, explorer/shared_runs.py) copies the trainer here, between two
 chunks, so the copy starts exactly where the run stands: same weights, optimizer state, random
-state and history (explorer/fork.py); the run itself goes on as if nothing happened.
+state and history (explorer/fork.py); the run itself goes on as if nothing happened. A fork that
+will train where another worker has fewer runs training is made there instead: this worker exports
+the run pickled ("export"), the other takes the copy up ("adopt"), and nothing else differs.
 
 Snapshots follow demand: a training run takes one when a page has asked for it ("want", sent
 when a page draws the newest snapshot) and `snapshot_every_s` have passed, or every
@@ -102,10 +106,18 @@ class Run:
     def copy_as(self, run_id: int, trainer: Any) -> "Run":
         """This run's settings and clock around `trainer` (a copy of this run's), as run `run_id`."""
         twin = Run(run_id, trainer, self.snapshot_fn, self.still_fn, self.options)
-        twin.run_seconds, twin.chunk = self.run_seconds, self.chunk
-        twin.changes, twin.changes_lost = list(self.changes), self.changes_lost
-        twin.planned, twin.planned_done = list(self.planned), self.planned_done
+        twin.take_clock(self.clock())
         return twin
+
+    def clock(self) -> dict:
+        """What a copy of this run carries over besides its trainer: time trained, chunk size, changes."""
+        return {"run_seconds": self.run_seconds, "chunk": self.chunk, "final": self.final,
+                "changes": list(self.changes), "changes_lost": self.changes_lost,
+                "planned": list(self.planned), "planned_done": self.planned_done}
+
+    def take_clock(self, clock: dict) -> None:
+        for name, value in clock.items():
+            setattr(self, name, list(value) if isinstance(value, list) else value)
 
     @property
     def step_count(self) -> int:
@@ -238,6 +250,8 @@ class Worker:
             return
         if verb == "open":
             return self.open(key, *message[2:])
+        if verb == "adopt":
+            return self.adopt(key, *message[2:])
         if verb == "runs":   # what this worker holds, run id -> state (the pool counts runs computing)
             return self.reply(key, True, {run_id: run.state for run_id, run in self.runs.items()})
         run = self.runs.get(key)
@@ -245,7 +259,7 @@ class Worker:
             self.runs.pop(key, None)
             return
         if run is None:   # closed meanwhile (a reset): answer requests so nobody waits
-            req = message[-1] if verb in ("pause", "stop", "step", "call", "fork") else None
+            req = message[-1] if verb in ("pause", "stop", "step", "call", "fork", "export") else None
             self.reply(req, False, RuntimeError("This run has been closed."))
             return
         getattr(self, "do_" + verb)(run, *message[2:])
@@ -321,12 +335,37 @@ class Worker:
             trainer = fork_trainer(run.trainer)
         except Exception as err:   # something in the trainer that does not copy: say so, keep the run
             return self.reply(req, False, RuntimeError(f"Could not make your own copy of this run: {err}."))
-        twin = run.copy_as(new_id, trainer)
-        twin.seq, twin.final = seq, run.final
+        self.begin_copy(run.copy_as(new_id, trainer), running, seq, hot, message, req)
+
+    def do_export(self, run: Run, req: int) -> None:
+        """`run` as it stands between two chunks, pickled (its trainer and clock), for another worker to
+        go on with as a copy (a fork placed where fewer runs train); `run` itself is not touched.
+        Pickling copies what a deep copy does (explorer/fork.py), and refuses a closure outright."""
+        try:
+            blob = pickle.dumps((run.trainer, run.snapshot_fn, run.still_fn, run.options, run.clock()),
+                                protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:   # something in the trainer that does not pickle: the server forks here
+            return self.reply(req, False, RuntimeError(f"This run cannot be sent to another worker: {err}."))
+        self.reply(req, True, blob)
+
+    def adopt(self, new_id: int, blob: bytes, running: bool, seq: int, hot: dict, message: str, req: int) -> None:
+        """A run another worker exported (do_export), as `new_id` here: a fork made there, placed here."""
+        try:
+            trainer, snapshot_fn, still_fn, options, clock = pickle.loads(blob)
+        except Exception as err:
+            return self.reply(req, False, RuntimeError(f"Could not take over the copy of this run: {err}."))
+        twin = Run(new_id, trainer, snapshot_fn, still_fn, options)
+        twin.take_clock(clock)
+        self.begin_copy(twin, running, seq, hot, message, req)
+
+    def begin_copy(self, twin: Run, running: bool, seq: int, hot: dict, message: str, req: int) -> None:
+        """A copy of a run (a fork, here or from another worker) joins this worker's runs: training if
+        `running`, else standing still with `message`; `hot` applies before its first step."""
+        twin.seq = seq
         twin.state, twin.message = ("running", "") if running else ("paused", message)
         self.apply(twin, hot)
-        self.runs[new_id] = twin
-        self.turns.append(("run", new_id))
+        self.runs[twin.id] = twin
+        self.turns.append(("run", twin.id))
         if running:
             self.report(twin)
         else:

@@ -161,6 +161,32 @@ def test_more_runs_than_workers_all_progress():
         pool.shutdown()
 
 
+def test_a_new_run_goes_where_fewer_runs_train_not_where_fewer_are_held(pool):
+    """Runs share a worker's time in turns: a paused run costs no speed, a training one does."""
+    cap = session_mod.max_runs()
+    session_mod.set_max_runs(6)
+    try:
+        trains = Session(FakeTrainer, snap, pool=pool, snapshot_every_s=0.02)
+        assert trains.start()
+        held = [Session(FakeTrainer, snap, pool=pool, snapshot_every_s=0.02) for _ in range(2)]
+        for s in held:
+            s.prepare()                                      # a page's step-0 picture: held, not training
+        other = held[0].worker_pid
+        assert held[1].worker_pid == other != trains.worker_pid    # both beside no training run
+        assert sorted(link.busy() for link in pool.live_links()) == [(0, 2), (1, 1)]
+        newcomer = Session(FakeTrainer, snap, pool=pool, snapshot_every_s=0.02)
+        assert newcomer.start()
+        assert newcomer.worker_pid == other                  # by runs held it would go beside `trains`
+        assert wait_for(lambda: sorted(link.busy()[0] for link in pool.live_links()) == [1, 1])
+        newcomer.pause()
+        assert wait_for(lambda: sorted(link.busy()[0] for link in pool.live_links()) == [0, 1])
+        for s in [trains, newcomer, *held]:
+            s.close()
+        assert all(link.busy() == (0, 0) for link in pool.live_links())
+    finally:
+        session_mod.set_max_runs(cap)
+
+
 def test_a_worker_ends_when_the_server_side_of_its_socket_closes():
     pool = Pool(size=1)
     pid = pool.call(worker_pid)

@@ -106,6 +106,24 @@ def test_a_hot_change_forks_a_private_copy_and_the_others_run_goes_on(make, pool
     assert c.start() and c.shared_with == 1 and c.call(lam_of) == 10.0   # a later Start joins the listed run
 
 
+def test_a_training_copy_goes_to_the_worker_with_fewer_runs_training(make, pool):
+    a, b, c = make(), make(), make(None)
+    assert a.start()
+    c.prepare()                                              # another worker is up, with no run training
+    assert c.worker_pid != a.worker_pid
+    assert wait_for(lambda: a.latest().step > 10)
+    b.start()
+    b.update(lam=0.5)                                        # b's copy trains: not beside a
+    assert b.state == "running" and b.worker_pid != a.worker_pid
+    assert a.call(lam_of) == 10.0 and b.call(lam_of) == 0.5
+    assert wait_for(lambda: b.latest().lam == 0.5 and steps(b) > 0)
+    mine, theirs = b.call(seen), a.call(seen)
+    k = next(i for i, (_, lam) in enumerate(mine) if lam == 0.5)
+    assert k > 10 and mine[:k] == theirs[:k]                  # exported with its whole history
+    b.pause()                                                # its own copy now: it pauses, a goes on
+    assert b.state == "paused" and b.worker_pid != a.worker_pid and a.state == "running"
+
+
 def test_pause_and_step_fork_at_the_current_step(make):
     a, b = make(), make()
     a.start(), b.start()
@@ -232,6 +250,29 @@ def test_a_real_fork_continues_bit_for_bit_through_the_worker(pool):
         assert m > k and repr(a.call(attrgetter("history"))) == repr(there.history)   # not disturbed
     finally:
         a.close(), b.close()
+    assert wait_for(lambda: pool.held_runs() == {})
+
+
+def test_a_real_fork_on_another_worker_continues_bit_for_bit(pool):
+    key = run_key("toy", TINY)
+    a, b, c = toy_session(pool, key), toy_session(pool, key), toy_session(pool, None)
+    try:
+        a.start()
+        c.prepare()                                           # another worker is up, with no run training
+        assert wait_for(lambda: a.latest().step > 20, 30)
+        b.start()
+        b.update(lr_g=TINY.lr_g)                              # a change of nothing, yet a training copy
+        assert b.worker_pid != a.worker_pid
+        forked_at = b.call(attrgetter("step_count"))
+        assert wait_for(lambda: b.call(attrgetter("step_count")) > forked_at + 20, 30)   # it trains there
+        b.pause()
+        k = b.call(attrgetter("step_count"))
+        here = make_toy_trainer(TINY)
+        here.step(k)
+        assert repr(b.call(attrgetter("history"))) == repr(here.history)   # same losses, bit for bit
+        assert b.call(lambda_free_params) == [p.tolist() for p in here.generator.parameters()]
+    finally:
+        a.close(), b.close(), c.close()
     assert wait_for(lambda: pool.held_runs() == {})
 
 
