@@ -73,8 +73,8 @@ def test_a_real_run_trains_in_a_worker_and_shutdown_leaves_nothing():
         pool.place()
 
 
-def test_workers_run_at_lower_priority_with_one_torch_thread(any_pool):
-    assert any_pool.call(worker_nice) >= os.nice(0) + 10 or any_pool.call(worker_nice) == 19
+def test_workers_run_at_the_lowest_priority_with_one_torch_thread(any_pool):
+    assert any_pool.call(worker_nice) == 19
     assert any_pool.call(torch.get_num_threads) == 1
 
 
