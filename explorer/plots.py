@@ -52,19 +52,26 @@ def field_frame(snapshot: Any, arrows: bool = False, grad_map: bool = False, vmi
         norms = np.ma.masked_invalid(np.asarray(snapshot.grad_norm_field, dtype=np.float64))
         top = float(norms.max()) if norms.count() else 2.0
         # Centred on 1; the upper end at least 2 so a critic with norms all below 1 still reads blue.
+        top = max(2.0, round_range(0.0, top)[1])
         image.set_data(norms)
         if isinstance(image.norm, TwoSlopeNorm):   # a new norm object would rebuild the colour bar's scale
-            image.norm.vmax = max(2.0, top)
+            rescaled = image.norm.vmax != top
+            image.norm.vmax = top
         else:
-            image.set_norm(TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(2.0, top)))
+            rescaled = True
+            image.set_norm(TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=top))
     else:
         lo = vmin if vmin is not None else (float(field.min()) if field.count() else 0.0)
         hi = vmax if vmax is not None else (float(field.max()) if field.count() else 1.0)
+        clim = round_range(lo, hi)
         image.set_data(field)
-        image.set_clim(lo, hi if hi > lo else lo + 1e-12)
+        rescaled = tuple(image.get_clim()) != clim
+        if rescaled:
+            image.set_clim(*clim)
     # (set_norm / set_clim have already redrawn the colour bar through its callback: no update_normal)
-    bar.locator = MaxNLocator(4)
-    bar.update_ticks()
+    if rescaled:
+        bar.locator = MaxNLocator(4)
+        bar.update_ticks()
     for key in ("contour", "quiver"):
         if parts.get(key) is not None:
             parts.pop(key).remove()
@@ -85,6 +92,27 @@ def field_frame(snapshot: Any, arrows: bool = False, grad_map: bool = False, vmi
                                     scale_units="xy", scale=1, color="crimson", width=0.004, alpha=0.8)
     ax.set_title(title if title is not None else f"step {snapshot.step}", fontsize=9)
     return reuse
+
+
+def round_range(lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] widened to the round numbers just outside it: the ends of a colour scale.
+
+    A live run's critic values drift a little every frame. A scale that followed them exactly had the
+    colour bar and its ticks drawn again for every frame, which cost as much as the rest of the frame
+    (py-spy on the server under bench/classroom.py: 465 of the 1,118 samples spent in its frames). On
+    round ends the scale stays put until the values cross one, and figure_rgb pastes the bar back
+    meanwhile; the same values get the same scale whoever draws them (a shared run's frames are drawn
+    by any of its watchers, ui/frame_cache.py). The values fill three fifths of the scale or more.
+
+        >>> round_range(-0.37, 1.62)
+        (-0.5, 2.0)
+        >>> round_range(3.0, 3.0)
+        (3.0, 3.000000000001)
+    """
+    if not hi > lo:
+        return (lo, lo + 1e-12)
+    ticks = MaxNLocator(4).tick_values(lo, hi)
+    return (min(float(f"{ticks[0]:.12g}"), lo), max(float(f"{ticks[-1]:.12g}"), hi))
 
 
 def _new_frame(layout: tuple) -> Figure:

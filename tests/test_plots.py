@@ -178,3 +178,27 @@ def test_a_sweeps_sheet_has_a_cell_per_run_a_column_per_seed_and_says_why_a_run_
     assert [red[i * h:(i + 1) * h, j * w:(j + 1) * w].sum() > 5 for i, j in cells] == [False, False, False, True]
     with pytest.raises(ValueError, match="no runs"):
         plots.sweep_sheet_png(("seed",), [])
+
+
+def test_colour_scales_end_on_round_numbers_around_the_values():
+    assert plots.round_range(-0.37, 1.62) == (-0.5, 2.0)
+    assert plots.round_range(0.0, 2.3) == (0.0, 2.4)
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        centre, half = rng.normal() * 10, abs(rng.normal()) * 10 + 1e-6
+        lo, hi = plots.round_range(centre - half, centre + half)
+        assert lo <= centre - half and hi >= centre + half and 2 * half >= 0.6 * (hi - lo)
+
+
+def test_a_drifting_critic_keeps_its_colour_scale_for_most_frames():
+    """A live run's values move a little every frame: the scale (and the colour bar, drawn again only
+    when it changes) moves when they cross a round number."""
+    snap = synthetic_snapshot()
+    fig, scales = None, []
+    for i in range(40):
+        snap.field = snap.field * 1.01 + 0.002        # 1% wider and a little higher every frame
+        fig = plots.field_frame(snap, reuse=fig)
+        lo, hi = fig.axes[0].images[0].get_clim()
+        assert lo <= snap.field.min() and hi >= snap.field.max()
+        scales.append((lo, hi))
+    assert len(set(scales)) <= 6                      # 40 frames, the values 49% wider at the end
