@@ -170,8 +170,7 @@ class Link:
 
     def load(self) -> int:
         """Runs held plus jobs not finished."""
-        with self._lock:
-            return len(self.sessions) + sum(isinstance(w, Job) for w in self.waiting.values())
+        return self.busy()[1]
 
     def busy(self) -> tuple[int, int]:
         """(runs training plus jobs, runs held plus jobs): what placement balances, the first before
@@ -373,9 +372,9 @@ class Pool:
         copy costs least, unless a worker already running has fewer runs training (Link.busy); the
         copy then trains there, beside fewer runs. Only this pool's own workers: a Ray pool's keyed
         actors hold their keys' runs."""
-        candidates = Pool.live_links(self)
-        best = min(candidates, key=Link.busy, default=source)
-        return best if best is not source and best.busy()[0] < source.busy()[0] else source
+        training = {link: link.busy()[0] for link in Pool.live_links(self)}
+        best = min(training, key=training.get, default=source)
+        return best if best is not source and training[best] < source.busy()[0] else source
 
     def warm(self) -> None:
         """Start one worker now if none runs, so the first run does not wait for torch's import."""

@@ -553,8 +553,9 @@ class Session:
         pool = self._pool or get_pool()
         new_id, req = pool.next_id(), pool.next_id()
         # A copy that will train goes where fewer runs train (Pool.place_copy), exported from the
-        # shared run's worker; None: it is made beside the shared run, as it always can be.
-        target = pool.place_copy(shared.link) if running else shared.link
+        # shared run's worker; None: it is made beside the shared run, as it always can be. Alone
+        # with the run, the session keeps it (below): nothing to export.
+        target = pool.place_copy(shared.link) if running and shared.others > 0 else shared.link
         blob = self._export(shared) if target is not shared.link else None
         link = target if blob is not None else shared.link
         with shared.lock:   # no report, join or leave meanwhile

@@ -116,8 +116,9 @@ class Run:
                 "planned": list(self.planned), "planned_done": self.planned_done}
 
     def take_clock(self, clock: dict) -> None:
+        """Carry on from another run's clock() (its lists are copies already)."""
         for name, value in clock.items():
-            setattr(self, name, list(value) if isinstance(value, list) else value)
+            setattr(self, name, value)
 
     @property
     def step_count(self) -> int:
