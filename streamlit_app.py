@@ -5,6 +5,7 @@ configure()   # process-wide settings first, before any page imports matplotlib 
 
 import streamlit as st  # noqa: E402
 
+from explorer.painter import get_painter  # noqa: E402
 from explorer.pool import get_pool  # noqa: E402
 
 # An emoji, not a :material/...: icon: the browser draws it without fetching a font (offline classrooms).
@@ -20,4 +21,5 @@ PAGES = [
 ]
 
 get_pool().warm()   # a worker process starts importing torch while the visitor reads the first page
+get_painter().warm()   # and the painter matplotlib (explorer/painter.py)
 st.navigation(PAGES).run()

@@ -156,6 +156,22 @@ def field_range(*snapshots: Any) -> tuple[float, float]:
     return (min(lows), max(highs))
 
 
+# ----------------------------------------------------------------------------- pictures the painter draws
+def field_png(snapshot: Any, reuse: Figure | None = None, **options: Any) -> tuple[bytes, Figure]:
+    """field_frame's picture as a PNG, and its figure to draw the next frame on (explorer/painter.py)."""
+    fig = field_frame(snapshot, reuse=reuse, **options)
+    return figure_png(fig), fig
+
+
+def panels_png(panels: Sequence[tuple[Any, float | None, float | None]], titles: Sequence[str],
+               reuse: list[Figure] | None = None, **options: Any) -> tuple[list[bytes], list[Figure]]:
+    """One PNG per (panel, vmin, vmax) of scaled_panels, titled, and their figures for the next frame."""
+    reuse = reuse or []
+    figures = [field_frame(p, vmin=lo, vmax=hi, title=title, reuse=reuse[i] if i < len(reuse) else None, **options)
+               for i, ((p, lo, hi), title) in enumerate(zip(panels, titles))]
+    return [figure_png(fig) for fig in figures], figures
+
+
 # ----------------------------------------------------------------------------- export
 def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
     """The figure as PNG bytes (at the figure's own dpi unless told otherwise)."""

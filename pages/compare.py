@@ -13,6 +13,7 @@ from explorer import training_charts as charts
 from explorer.choices import TOY_DATASET_NAMES, TOY_DATASETS
 from explorer.depth import MAX_DEPTH, DepthConfig, make_depth_runs
 from explorer.grid import MEMBER_FIELDS
+from explorer.painter import paint
 from explorer.replays import ReplayRecipe, replay_steps
 from explorer.run_key import run_key
 from explorer.session import Session
@@ -21,7 +22,7 @@ from ui import frame_cache
 from ui.grid_sweep import grid_sweep
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
-from ui.replay import replay_panel, untouched
+from ui.replay import replay_panel, replay_ready, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
@@ -196,8 +197,15 @@ if st.session_state.get(P + "cold") != cold:
 
 # ----------------------------------------------------------------------------- controls
 run_buttons(session, P, step_n=STEP_CLICK, reset=lambda: session.reset(factory))
+# A preset on the shared settings' defaults, before it is trained, is shown recorded (ui/replay.py).
+on_defaults = (mode == MODES[0] and cfg.strip_every == 200
+               and base == ToyConfig(dataset=DATASETS[0], width=START.width, batch_size=START.batch_size))
+replay = ReplayRecipe(run_key(f"compare:{mode}", cfg), partial(C.make_runs, replace(cfg)), C.take_still_snapshot,
+                      replay_steps()) if on_defaults else None
+on_replay = replay is not None and untouched(session)   # replay_panel below
+shows_replay = on_replay and replay_ready(replay)   # it will show the replay (else the recording's note)
 try:
-    if session.state == "idle":
+    if session.state == "idle" and not shows_replay:   # the replay stands for the untrained runs
         session.prepare()
 except ValueError as err:
     st.error(str(err))
@@ -206,19 +214,17 @@ page_run()   # this run draws one live frame; the live view's own runs draw the 
 
 
 def render_panels(snap: C.CompareSnapshot, small: bool, cache: str) -> list[bytes]:
-    """The panels as PNGs on one colour scale, drawn once per snapshot and view for every visitor who
-    watches it (ui/frame_cache.py); the figures are kept in session_state under the prefix `cache`."""
+    """The panels as PNGs on one colour scale, drawn by the painter process (explorer/painter.py) once
+    per snapshot and view for every visitor who watches it (ui/frame_cache.py). cache: the view's name
+    (live, timeline), which with the run names the painter's lane (its figures, updated in place)."""
+    view = ("compare", scale, arrows, grad_map, small)
+
     def draw() -> list[bytes]:
-        size = 2.6 if small else 4.0
-        figures = st.session_state.get(cache + "figures") or []   # updated in place: about twice as fast
-        panels = plots.scaled_panels(snap.panels, scale)
-        figures = [plots.field_frame(p, vmin=lo, vmax=hi, title=f"{label} · step {snap.step}", legend=False,
-                                     size=size, dpi=80, reuse=figures[i] if i < len(figures) else None,
-                                     arrows=arrows, grad_map=grad_map)
-                   for i, ((p, lo, hi), label) in enumerate(zip(panels, snap.labels))]
-        st.session_state[cache + "figures"] = figures
-        return [plots.figure_png(fig) for fig in figures]
-    return frame_cache.drawn(snap, ("compare", scale, arrows, grad_map, small), draw)
+        titles = [f"{label} · step {snap.step}" for label in snap.labels]
+        return paint(plots.panels_png, plots.scaled_panels(snap.panels, scale), titles,
+                     lane=(view, cache, session.run_key or id(session)), legend=False, size=2.6 if small else 4.0,
+                     dpi=80, arrows=arrows, grad_map=grad_map)
+    return frame_cache.drawn(snap, view, draw)
 
 
 def draw_panels(snap: C.CompareSnapshot, columns: int, small: bool, cache: str, slots: Slots) -> None:
@@ -349,12 +355,7 @@ def draw_recorded(frame: C.CompareSnapshot) -> None:
     draw_snapshot(frame, P + "rp_", Slots())
 
 
-# A preset on the shared settings' defaults, before it is trained, is shown recorded (ui/replay.py).
-on_defaults = (mode == MODES[0] and cfg.strip_every == 200
-               and base == ToyConfig(dataset=DATASETS[0], width=START.width, batch_size=START.batch_size))
-replay = ReplayRecipe(run_key(f"compare:{mode}", cfg), partial(C.make_runs, replace(cfg)), C.take_still_snapshot,
-                      replay_steps()) if on_defaults else None
-if not (replay and untouched(session)
+if not (on_replay
         and replay_panel(replay, P, draw_recorded, partial(train_live_from, f"compare:{mode}", replace(cfg)))):
     live_view()
     timeline()

@@ -13,6 +13,7 @@ from explorer import training_charts as charts
 from explorer.checkpoints import checkpoint_bytes
 from explorer.choices import DEVICES, HOT_FIELDS, LOSSES, TOY_CLIPS, TOY_DATASET_NAMES, TOY_DATASETS, TOY_OFFER
 from explorer.hot_schedule import MAX_CHANGES
+from explorer.painter import paint
 from explorer.pool import get_pool
 from explorer.replays import ReplayRecipe, replay_steps
 from explorer.run_key import digest, run_key
@@ -31,7 +32,7 @@ from ui import frame_cache, links
 from ui.budget import admit_upload
 from ui.live import CHART_S, FRAME_S, curves_note, live_frames, page_run
 from ui.navigation import run_inside_app_navigation
-from ui.replay import replay_panel, untouched
+from ui.replay import replay_panel, replay_ready, untouched
 from ui.run_controls import is_live, run_buttons, shared_note, speed, visitor_session
 from ui.slots import Slots
 from ui.timeline import look_back, now_note
@@ -279,8 +280,14 @@ if session.planned:
     st.caption(f"The link plans {links.describe(session.planned, LABELS.get, _fmt)}: each change comes after "
                "exactly that many steps, as in the run the link was made from. Changing a setting yourself "
                "drops the rest of the plan.")
+# On the defaults, before a run is trained, the run they make is shown recorded (ui/replay.py); a link's
+# plan of changes makes another run.
+replay = ReplayRecipe(run_key("toy", DEFAULT), partial(make_toy_trainer, DEFAULT),
+                      partial(toy_snapshot, grid=LIVE_GRID), replay_steps())
+on_replay = cfg == DEFAULT and not session.schedule and untouched(session)   # replay_panel below
+shows_replay = on_replay and replay_ready(replay)   # it will show the replay (else the recording's note)
 try:
-    if ready and session.state == "idle":
+    if ready and session.state == "idle" and not shows_replay:
         session.prepare()            # show the untrained critic at step 0
 except ValueError as err:
     st.error(str(err))
@@ -332,15 +339,16 @@ def draw_frame(snap, state: str, slots: Slots) -> None:
 
 
 def render_snapshot(snap, cache: str) -> bytes:
-    """The snapshot's landscape as a PNG, drawn once per snapshot and view for every visitor who
-    watches it (ui/frame_cache.py); the figure is kept in session_state under the prefix `cache`."""
+    """The snapshot's landscape as a PNG, drawn by the painter process (explorer/painter.py) once per
+    snapshot and view for every visitor who watches it (ui/frame_cache.py). cache: the view's name
+    (live, timeline), which with the run names the painter's lane (its figure, updated in place)."""
+    view = ("gan_2d", arrows, grad_map, raw, value_label)
+
     def draw() -> bytes:
         shown = replace(snap, fake=snap.fake_raw) if raw and snap.fake_raw is not None else snap
-        fig = plots.field_frame(shown, arrows=arrows, grad_map=grad_map, legend=False, value_label=value_label,
-                                reuse=st.session_state.get(cache + "fig"))   # update in place: ~2x faster
-        st.session_state[cache + "fig"] = fig
-        return plots.figure_png(fig)
-    return frame_cache.drawn(snap, ("gan_2d", arrows, grad_map, raw, value_label), draw)
+        return paint(plots.field_png, shown, lane=(view, cache, session.run_key or id(session)), arrows=arrows,
+                     grad_map=grad_map, legend=False, value_label=value_label)
+    return frame_cache.drawn(snap, view, draw)
 
 
 def draw_snapshot(snap, cache: str, slots: Slots):
@@ -428,11 +436,7 @@ def train_live_from(step: int, data: bytes) -> None:
     session.start()
 
 
-# On the defaults, before a run is trained, the run they make is shown recorded (ui/replay.py); a link's
-# plan of changes makes another run.
-replay = ReplayRecipe(run_key("toy", DEFAULT), partial(make_toy_trainer, DEFAULT),
-                      partial(toy_snapshot, grid=LIVE_GRID), replay_steps())
-if not (cfg == DEFAULT and not session.schedule and untouched(session)
+if not (on_replay
         and replay_panel(replay, P, lambda frame: draw_snapshot(frame, P + "rp_", Slots()), train_live_from)):
     live_view()
     timeline()
@@ -470,11 +474,11 @@ if snap is not None:
                            .to_csv(index=False), "gan2d_metrics.csv", "text/csv", on_click="ignore")
         d3.download_button("Config (JSON)", json.dumps(asdict(cfg), indent=2), "gan2d_config.json",
                            "application/json", on_click="ignore")
-        try:
-            d4.download_button("Checkpoint", session.call(checkpoint_bytes), "gan2d_checkpoint.pt",
-                               "application/octet-stream", on_click="ignore")
-        except (RuntimeError, TimeoutError):   # the run's worker is gone: its message is shown above
-            d4.caption("No checkpoint: this run has ended.")
+        # Made in the run's worker on a click: asked for on every page run, a training visitor's every
+        # slider move waited for the worker's turn (it trains at the lowest priority). Should the worker be
+        # gone by then, the button says it could not make the file (the run's message says why).
+        d4.download_button("Checkpoint", partial(session.call, checkpoint_bytes), "gan2d_checkpoint.pt",
+                           "application/octet-stream", on_click="ignore")
         if d5.button("Make GIF", help=f"An animation of the {len(session.frames())} frames kept so far."):
             st.session_state[P + "gif"] = gif_bytes()
         if P + "gif" in st.session_state:

@@ -297,6 +297,29 @@ def test_a_preset_on_the_defaults_shows_its_replay_and_trains_live_from_its_chec
         _stop(at)
 
 
+def test_a_visitor_on_the_recorded_preset_builds_no_runs_until_start(monkeypatch, tmp_path):
+    """With the default preset's replay recorded, a new visitor's page shows it and asks no worker for
+    step-0 runs it would not draw; Start builds them and trains."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("EXPLORER_REPLAY_STEPS", "20")
+    first = AppTest.from_file(PAGE, default_timeout=120).run()   # the first visitor starts the recording
+    rec = ToyConfig.recommended("8gaussians")
+    cfg = C.preset_config(first.session_state["cmp_preset"], ToyConfig(width=rec.width, batch_size=rec.batch_size),
+                          strip_every=200, n=256, grid=64, live_grid=LIVE_GRID, recommended=True)
+    name = ReplayRecipe(run_key(f"compare:{MODES[0]}", cfg), None, None, steps=20).name
+    _stop(first)
+    assert wait_for(lambda: load_replay(tmp_path / "replays", name) is not None, 60)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    session = at.session_state["cmp_session"]
+    try:
+        assert not at.exception and at.select_slider(key="cmp_rp_step").value == 20
+        assert session.latest() is None and session.worker_pid is None and session.state == "idle"
+        at.button(key="cmp_start").click().run()
+        assert not at.exception and session.state == "running" and session.worker_pid is not None
+    finally:
+        _stop(at)
+
+
 def test_the_page_opens_on_its_datasets_recommended_network_and_a_new_dataset_brings_its_own():
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     try:

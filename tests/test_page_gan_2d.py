@@ -384,3 +384,26 @@ def test_the_defaults_show_their_replay_and_train_live_from_its_checkpoint(monke
         assert history[:20] == replay.history                           # steps 1..12 restored, 13..20 retrained
     finally:
         s.close()
+
+
+def test_a_visitor_on_the_recorded_defaults_builds_no_trainer_until_start(monkeypatch, tmp_path):
+    """With the defaults' replay recorded, a new visitor's page shows it and asks no worker for a step-0
+    trainer (under bench/classroom.py's load a page waited up to 1.7 s for one it never drew); Start
+    builds the run and trains it."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("EXPLORER_REPLAY_STEPS", "20")
+    name = ReplayRecipe(run_key("toy", ToyConfig.recommended("8gaussians", "wgan-gp")), None, None, steps=20).name
+    first = AppTest.from_file(PAGE, default_timeout=60).run()     # the first visitor starts the recording
+    session_of(first).close()
+    assert wait_for(lambda: load_replay(tmp_path / "replays", name) is not None, 60)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    s = session_of(at)
+    try:
+        assert not at.exception and at.select_slider(key="g2_rp_step").value == 20
+        assert s.latest() is None and s.worker_pid is None and s.state == "idle"
+        at.button(key="g2_start").click().run()
+        assert not at.exception and s.state == "running" and s.worker_pid is not None
+        wait_steps(s, 5)
+        assert s.latest().step > 5
+    finally:
+        s.close()

@@ -27,6 +27,16 @@ def untouched(session: Any) -> bool:
     return session.state == "idle" and (latest is None or latest.step == 0)
 
 
+def replay_ready(recipe: ReplayRecipe) -> bool:
+    """The recipe's replay is recorded, so replay_panel will show it (its recording starts if not begun).
+
+    A page on its defaults then builds no step-0 trainer: the replay stands where the live view would
+    show it, and a worker that trains a classroom's runs at the lowest priority answered a new visitor's
+    "open" only once the box had a moment to spare (0.65-1.7 s of a 2-D page's load under
+    bench/classroom.py, against 0.03-0.06 s idle); Start builds it, or joins the shared run."""
+    return isinstance(replay_or_recording(recipe), Replay)
+
+
 def replay_panel(recipe: ReplayRecipe, key: str, draw: Callable[[Any], Any],
                  fork: Callable[[int, bytes], Any]) -> bool:
     """The recipe's replay on a step slider, with "Train live from here"; True if it is shown. False
