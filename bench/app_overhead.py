@@ -84,8 +84,8 @@ def cpu_seconds(pid: int, reaped: bool = False) -> float:
 
 
 def process_groups(server_pid: int) -> dict[str, list[int]]:
-    """pids of the browser (chromium), the server and its workers, from /proc."""
-    groups: dict[str, list[int]] = {"browser": [], "server": [server_pid], "workers": []}
+    """pids of the browser (chromium), the server, its workers and its painter, from /proc."""
+    groups: dict[str, list[int]] = {"browser": [], "server": [server_pid], "workers": [], "painter": []}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -96,6 +96,8 @@ def process_groups(server_pid: int) -> dict[str, list[int]]:
             continue
         if "explorer.worker" in cmd and ppid == server_pid:
             groups["workers"].append(int(entry.name))
+        elif "explorer.painter" in cmd and ppid == server_pid:
+            groups["painter"].append(int(entry.name))
         elif "chromium" in cmd.split(" ")[0]:
             groups["browser"].append(int(entry.name))
     return groups

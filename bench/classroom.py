@@ -196,7 +196,8 @@ class Sampler(threading.Thread):
             except OSError:
                 self.health_ms.append(30_000.0)
             if tick % 2 == 0:
-                pids = [self.server_pid, *process_groups(self.server_pid)["workers"]]
+                groups = process_groups(self.server_pid)
+                pids = [self.server_pid, *groups["workers"], *groups["painter"]]
                 self.rss.append((time.monotonic(), sum(rss_mb(p) for p in pids)))
             tick += 1
 
@@ -289,7 +290,8 @@ def main() -> int:
               "released and the file pool was next used "
               f"({RELEASE_S - max(0.0, release_end - time.monotonic()):.0f} s after the load); more by name: "
               f"{dict(end_names - idle_names)}, fewer: {dict(idle_names - end_names)}", flush=True)
-        workers = process_groups(proc.pid)["workers"]
+        groups = process_groups(proc.pid)
+        workers = groups["workers"] + groups["painter"]   # every process the server started
     finally:
         crowd_process.shutdown(cancel_futures=True)
         e2e.stop_server(proc)
