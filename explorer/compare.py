@@ -256,8 +256,14 @@ def take_still_snapshot(runs: Lockstep) -> CompareSnapshot:
 
 
 def strip_frames(runs: Lockstep) -> list[CompareSnapshot]:
-    """The snapshot strip kept so far (what the page fetches from the worker)."""
+    """The snapshot strip kept so far (what the page fetches from the worker for a download)."""
     return list(runs.strip)
+
+
+def strip_steps(runs: Lockstep) -> list[int]:
+    """The steps of the strip's frames: what the page says of the strip on every run, without the
+    frames themselves (a lattice per panel per frame, sent from the worker only for a download)."""
+    return [frame.step for frame in runs.strip]
 
 
 def run_labels(cfg: CompareConfig) -> list[str]:

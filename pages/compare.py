@@ -355,6 +355,13 @@ def draw_recorded(frame: C.CompareSnapshot) -> None:
     draw_snapshot(frame, P + "rp_", Slots())
 
 
+
+def strip_file(draw, scale: str) -> bytes:
+    """A strip download, on its click (a deferred download, in a thread of its own): the frames come
+    from the run's worker then, not on every run of the page, and draw() makes the file."""
+    return draw(session.call(C.strip_frames), scale)
+
+
 if not (on_replay
         and replay_panel(replay, P, draw_recorded, partial(train_live_from, f"compare:{mode}", replace(cfg)))):
     live_view()
@@ -367,13 +374,13 @@ if mode == MODES[2]:   # the grid's runs apart, each trained to the end on a wor
 if mode == MODES[0] and session.latest() is not None:
     with st.expander("Snapshot strip (frames at fixed steps, every run)"):
         try:
-            strip = session.call(C.strip_frames)
+            steps = session.call(C.strip_steps)
         except (RuntimeError, TimeoutError):   # the run's worker is gone: its message is shown above
-            strip = []
-        st.caption(f"{len(strip)} frame(s) at steps {', '.join(str(s.step) for s in strip)}; at most "
+            steps = []
+        st.caption(f"{len(steps)} frame(s) at steps {', '.join(map(str, steps))}; at most "
                    f"{cfg.strip_max} are kept (the interval doubles when full). Colour scale: {scale}.")
         d1, d2 = st.columns(2)
-        d1.download_button("Strip sheet (PNG)", lambda: plots.strip_sheet_png(strip, scale), "compare_strip.png",
-                           "image/png", on_click="ignore")
-        d2.download_button("Side-by-side (GIF)", lambda: plots.strip_gif(strip, scale), "compare_strip.gif",
-                           "image/gif", on_click="ignore")
+        d1.download_button("Strip sheet (PNG)", partial(strip_file, plots.strip_sheet_png, scale), "compare_strip.png",
+                           "image/png", on_click="ignore", disabled=not steps)
+        d2.download_button("Side-by-side (GIF)", partial(strip_file, plots.strip_gif, scale), "compare_strip.gif",
+                           "image/gif", on_click="ignore", disabled=not steps)

@@ -110,6 +110,7 @@ def test_lockstep_steps_and_strip_at_exact_steps():
     assert [s.step for s in runs.strip] == [0, 4, 8, 12]
     runs.step(4)
     assert [s.step for s in runs.strip] == [0, 8, 16] and runs.strip_every == 8
+    assert C.strip_steps(runs) == [0, 8, 16] and [s.step for s in C.strip_frames(runs)] == [0, 8, 16]
     png = plots.strip_sheet_png(runs.strip)
     sheet = Image.open(io.BytesIO(png))
     row = plots.strip_images(runs.strip[:1])[0]

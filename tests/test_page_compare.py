@@ -69,6 +69,19 @@ def test_side_by_side_preset_step_and_panels():
         _stop(at)
 
 
+
+def test_the_snapshot_strip_names_the_steps_its_worker_keeps():
+    at = _app()
+    try:
+        _step(at)
+        session = at.session_state["cmp_session"]
+        kept = [frame.step for frame in session.call(C.strip_frames)]
+        assert kept and kept == session.call(C.strip_steps)
+        caption = next(c.value for c in at.caption if "frame(s) at steps" in c.value)
+        assert caption.startswith(f"{len(kept)} frame(s) at steps {', '.join(map(str, kept))};")
+    finally:
+        _stop(at)
+
 def test_start_pause_runs_in_lockstep():
     at = _app()
     try:
